@@ -1,0 +1,43 @@
+//! Shared helpers for the multiret benchmarks: timing and random data.
+
+use std::time::Instant;
+
+/// Median seconds of `f` over at least `min_runs` runs and `min_secs` seconds (after one
+/// warm-up run).
+pub fn median_secs(min_runs: usize, min_secs: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < min_runs || start.elapsed().as_secs_f64() < min_secs {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+        if times.len() >= 1000 {
+            break;
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+/// Deterministic pseudo-random f32 values in `[-1, 1)` (xorshift; no dependency).
+pub fn random_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// The GEMM shapes (m, k, n) of the encoder that the reports and benches use.
+pub const GEMM_SHAPES: [(usize, usize, usize); 5] = [
+    (4096, 384, 384),
+    (4096, 384, 1536),
+    (4096, 1536, 384),
+    (128, 384, 384),
+    (1024, 1024, 1024),
+];

@@ -1,0 +1,1 @@
+//! multiret-eval (work in progress).

@@ -1,0 +1,145 @@
+//! GELU (erf form) and bias add, vectorised.
+//!
+//! `gelu(x) = x/2 * (1 + erf(x / sqrt 2)) = x/2 * erfc(-x / sqrt 2)`. The SIMD paths evaluate
+//! `erfc(z) = t * exp(-z^2 + P(t))`, `t = 1 / (1 + z/2)` (a Chebyshev fit with fractional error
+//! below 1.2e-7), with `z^2 = x^2 / 2` split exactly by FMA so that the large exponent carries no
+//! rounding error; the result stays within 1e-6 relative of the f64 reference (tested). The
+//! scalar path evaluates the f64 formula with `libm::erfc`. `gelu(+inf) = +inf`,
+//! `gelu(-inf) = -0`, NaN stays NaN.
+
+use crate::simd::{dispatch, Simd};
+use crate::{Isa, KernelError};
+
+const LOG2E: f32 = core::f32::consts::LOG2_E;
+
+/// Vector `exp` (Cephes polynomial): about 1 ulp for inputs in `[-87.3, 88]`; 0 below,
+/// +inf above, NaN kept.
+#[inline(always)]
+pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
+    let lo = s.splat(-87.33654);
+    let hi = s.splat(88.0);
+    let xc = s.min(s.max(x, lo), hi);
+    let n = s.round(s.mul(xc, s.splat(LOG2E)));
+    let r = s.fma(n, s.splat(-0.693_359_4), xc);
+    let r = s.fma(n, s.splat(2.121_944_4e-4), r);
+    let mut p = s.splat(1.987_569_1e-4);
+    p = s.fma(p, r, s.splat(1.398_199_9e-3));
+    p = s.fma(p, r, s.splat(8.333_452e-3));
+    p = s.fma(p, r, s.splat(4.166_579_6e-2));
+    p = s.fma(p, r, s.splat(1.666_666_5e-1));
+    p = s.fma(p, r, s.splat(5.000_000_1e-1));
+    let y = s.fma(p, s.mul(r, r), s.add(r, s.splat(1.0)));
+    let res = s.mul(y, s.pow2i(n));
+    let res = s.select(s.lt(x, lo), s.splat(0.0), res);
+    let res = s.select(s.lt(hi, x), s.splat(f32::INFINITY), res);
+    s.select(s.is_nan(x), x, res)
+}
+
+#[inline(always)]
+fn gelu_v<S: Simd>(s: S, x: S::V) -> S::V {
+    let ax = s.abs(x);
+    let h = s.mul(x, x);
+    let l = s.fma(x, x, s.sub(s.splat(0.0), h));
+    let z = s.mul(ax, s.splat(core::f32::consts::FRAC_1_SQRT_2));
+    let t = s.div(s.splat(1.0), s.fma(z, s.splat(0.5), s.splat(1.0)));
+    let mut p = s.splat(0.170_872_77);
+    for c in [
+        -0.822_152_23,
+        1.488_515_9,
+        -1.135_203_98,
+        0.278_868_07,
+        -0.186_288_06,
+        0.096_784_18,
+        0.374_091_96,
+        1.000_023_7,
+        -1.265_512_2,
+    ] {
+        p = s.fma(p, t, s.splat(c));
+    }
+    let half = s.splat(-0.5);
+    let e1 = exp_v(s, s.mul(h, half));
+    let e2 = exp_v(s, s.fma(l, half, p));
+    let erfc = s.mul(t, s.mul(e1, e2));
+    let e = s.select(s.lt(x, s.splat(0.0)), erfc, s.sub(s.splat(2.0), erfc));
+    let g = s.mul(s.mul(s.splat(0.5), x), e);
+    s.select(s.lt(s.splat(14.0), ax), s.max(x, s.splat(0.0)), g)
+}
+
+/// GELU of one value through the f64 formula (the scalar path and the SIMD tails).
+#[inline]
+pub(crate) fn gelu_exact(x: f32) -> f32 {
+    if x == f32::NEG_INFINITY {
+        return -0.0;
+    }
+    let xd = x as f64;
+    (0.5 * xd * libm::erfc(-xd * core::f64::consts::FRAC_1_SQRT_2)) as f32
+}
+
+#[inline(always)]
+fn bias_gelu_generic<S: Simd>(s: S, row: &mut [f32], bias: Option<&[f32]>, gelu: bool) {
+    let n = row.len();
+    let lanes = S::LANES;
+    let main = if lanes == 1 { 0 } else { n - n % lanes };
+    let mut i = 0;
+    while i < main {
+        let mut v = s.load(&row[i..]);
+        if let Some(b) = bias {
+            v = s.add(v, s.load(&b[i..]));
+        }
+        if gelu {
+            v = gelu_v(s, v);
+        }
+        s.store(&mut row[i..], v);
+        i += lanes;
+    }
+    for j in main..n {
+        let mut v = row[j];
+        if let Some(b) = bias {
+            v += b[j];
+        }
+        row[j] = if gelu { gelu_exact(v) } else { v };
+    }
+}
+
+dispatch!(
+    /// Adds `bias` (same length as `row`) and/or applies GELU, on a chosen ISA path.
+    pub(crate) fn bias_gelu_with(row: &mut [f32], bias: Option<&[f32]>, gelu: bool) -> () => bias_gelu_generic
+);
+
+/// GELU (erf form) of every element, in place, on the best ISA.
+pub fn gelu(x: &mut [f32]) {
+    gelu_with(crate::detected_isa(), x)
+}
+
+/// [`gelu`] on a chosen ISA path (scalar when unsupported).
+pub fn gelu_with(isa: Isa, x: &mut [f32]) {
+    bias_gelu_with(isa, x, None, true)
+}
+
+/// Adds `bias[j]` to column `j` of every row of the row-major `rows x bias.len()` matrix `x`,
+/// optionally followed by GELU.
+pub fn add_bias_rows(x: &mut [f32], bias: &[f32], gelu: bool) -> Result<(), KernelError> {
+    add_bias_rows_with(crate::detected_isa(), x, bias, gelu)
+}
+
+/// [`add_bias_rows`] on a chosen ISA path.
+pub fn add_bias_rows_with(
+    isa: Isa,
+    x: &mut [f32],
+    bias: &[f32],
+    gelu: bool,
+) -> Result<(), KernelError> {
+    if bias.is_empty() {
+        return crate::error::check("add_bias_rows", "length of x (bias is empty)", 0, x.len());
+    }
+    crate::error::check(
+        "add_bias_rows",
+        "length of x modulo bias length",
+        0,
+        x.len() % bias.len(),
+    )?;
+    for row in x.chunks_exact_mut(bias.len()) {
+        bias_gelu_with(isa, row, Some(bias), gelu);
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! multiret-model (work in progress).

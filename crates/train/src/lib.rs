@@ -1,0 +1,1 @@
+//! multiret-train (work in progress).
