@@ -1,3 +1,4 @@
+// The polynomial coefficients are quoted as published (Cephes, Numerical Recipes).
 //! GELU (erf form) and bias add, vectorised.
 //!
 //! `gelu(x) = x/2 * (1 + erf(x / sqrt 2)) = x/2 * erfc(-x / sqrt 2)`. The SIMD paths evaluate
@@ -6,6 +7,8 @@
 //! rounding error; the result stays within 1e-6 relative of the f64 reference (tested). The
 //! scalar path evaluates the f64 formula with `libm::erfc`. `gelu(+inf) = +inf`,
 //! `gelu(-inf) = -0`, NaN stays NaN.
+
+#![allow(clippy::excessive_precision)]
 
 use crate::simd::{dispatch, Simd};
 use crate::{Isa, KernelError};

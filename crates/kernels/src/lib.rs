@@ -13,7 +13,7 @@
 //!
 //! Without `std`, the ISA is chosen from the compile-time target features.
 //!
-//! Every kernel has a scalar f64 reference in [`reference`], which the tests compare every ISA
+//! Every kernel has a scalar f64 reference in [`mod@reference`], which the tests compare every ISA
 //! path against.
 //!
 //! Parallelism is explicit: kernels that can use several threads take a [`Par`] argument, in the

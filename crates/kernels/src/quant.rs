@@ -15,14 +15,14 @@ pub const Q4_0_BLOCK_BYTES: usize = 18;
 
 /// Bytes that `n` Q4_0 weights take (`n` must be a multiple of [`QK`]).
 pub fn q4_0_bytes(n: usize) -> Option<usize> {
-    if n % QK != 0 {
+    if !n.is_multiple_of(QK) {
         return None;
     }
     (n / QK).checked_mul(Q4_0_BLOCK_BYTES)
 }
 
 fn check_q4(op: &'static str, bytes: &[u8], n: usize) -> Result<(), KernelError> {
-    if n % QK != 0 {
+    if !n.is_multiple_of(QK) {
         return crate::error::check(op, "weights modulo 32", 0, n % QK);
     }
     crate::error::check(

@@ -72,9 +72,10 @@ impl Simd for Scalar {
     fn div(self, a: f32, b: f32) -> f32 {
         a / b
     }
+    /// Unfused (a software FMA would be slow); the scalar GELU uses an f64 formula instead.
     #[inline(always)]
     fn fma(self, a: f32, b: f32, c: f32) -> f32 {
-        libm::fmaf(a, b, c)
+        a * b + c
     }
     #[inline(always)]
     fn max(self, a: f32, b: f32) -> f32 {
@@ -356,13 +357,13 @@ macro_rules! dispatch {
                 fn avx2(s: $crate::simd::Avx2, $($arg: $ty),*) -> $ret {
                     $generic(s, $($arg),*)
                 }
-                if matches!(isa, $crate::Isa::Avx512 | $crate::Isa::Avx512Bf16) {
+                if matches!(isa, $crate::Isa::Avx512 | $crate::Isa::Avx512Bf16 | $crate::Isa::Amx) {
                     if let Some(s) = $crate::simd::Avx512::new() {
                         // SAFETY: the token exists, so the CPU has avx512f.
                         return unsafe { avx512(s, $($arg),*) };
                     }
                 }
-                if matches!(isa, $crate::Isa::Avx2 | $crate::Isa::Avx512 | $crate::Isa::Avx512Bf16) {
+                if matches!(isa, $crate::Isa::Avx2 | $crate::Isa::Avx512 | $crate::Isa::Avx512Bf16 | $crate::Isa::Amx) {
                     if let Some(s) = $crate::simd::Avx2::new() {
                         // SAFETY: the token exists, so the CPU has avx2 and fma.
                         return unsafe { avx2(s, $($arg),*) };

@@ -126,6 +126,14 @@ pub(crate) trait Micro: Sync {
 /// A raw pointer that may cross threads; every use states why the accesses are disjoint.
 #[derive(Clone, Copy)]
 struct SyncPtr<T>(*mut T);
+impl<T> SyncPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 // SAFETY: only used to hand disjoint regions of one buffer to the parts of a parallel loop.
 unsafe impl<T> Send for SyncPtr<T> {}
 // SAFETY: as above; no two parts touch the same element.
@@ -230,7 +238,7 @@ fn direct_a<'a, K: Micro, TA: Elem>(a: &MatRef<'a, TA>) -> Option<DirectA<'a, K:
     if core::any::TypeId::of::<TA>() != core::any::TypeId::of::<K::P>() {
         return None;
     }
-    if a.col_stride() != 1 || a.row_stride() % K::KSTEP != 0 {
+    if a.col_stride() != 1 || !a.row_stride().is_multiple_of(K::KSTEP) {
         return None;
     }
     let s = a.as_slice();
@@ -329,12 +337,14 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                 let b = &b;
                 for_each_part(parts, |p| {
                     let (s0, s1) = (p * n_strips / parts, (p + 1) * n_strips / parts);
-                    let bptr = bptr;
                     for s in s0..s1 {
                         // SAFETY: strips s0..s1 belong to part p only and lie inside `bpack`
                         // (n_strips * strip_len <= nc_max * kc_max).
                         let dst = unsafe {
-                            core::slice::from_raw_parts_mut(bptr.0.add(s * strip_len), strip_len)
+                            core::slice::from_raw_parts_mut(
+                                bptr.get().add(s * strip_len),
+                                strip_len,
+                            )
                         };
                         let c0 = jc + s * nr;
                         pack_b::<K, TB>(dst, b, c0, nr.min(jc + nc - c0), pc, kc);
@@ -356,7 +366,6 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                 parts_wanted.min(n_strips)
             };
             for_each_part(parts.max(1), |p| {
-                let c_ptr = c_ptr;
                 let (i0, i1, j0, j1) = if split_m {
                     (
                         p * m_strips / parts,
@@ -413,7 +422,7 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                                 a_ks,
                                 bs,
                                 beta_eff,
-                                c_ptr.0,
+                                c_ptr.get(),
                                 rsc,
                                 csc,
                                 r0,

@@ -567,7 +567,7 @@ mod x86 {
             c: *mut f32,
             rsc: usize,
         ) {
-            debug_assert!(a_ks == 1 && ksteps % 16 == 0);
+            debug_assert!(a_ks == 1 && ksteps.is_multiple_of(16));
             let _ = a_ks;
             let blocks = ksteps / 16;
             let a_stride = a_rs * 4; // bytes between A rows (a_rs counts bf16 pairs)
@@ -698,6 +698,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn avx2_6x16(
         kc: usize,
         alpha: f32,
@@ -784,6 +785,7 @@ mod arm {
     }
 
     #[target_feature(enable = "neon")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn neon_8x8(
         kc: usize,
         alpha: f32,
