@@ -126,7 +126,11 @@ impl EvalError {
         }
     }
 
-    pub(crate) fn bad_line(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_line(
+        path: impl Into<PathBuf>,
+        line: usize,
+        message: impl Into<String>,
+    ) -> Self {
         EvalError::BadLine {
             path: path.into(),
             line,

@@ -1,0 +1,236 @@
+//! `multiret eval`: score a model (or precomputed embeddings) on XQuAD-R, MLQA-R, the built-in
+//! sample, any directory of LAReQA `LANG.json` files, or a BEIR/MIRACL-style corpus, with the
+//! protocol of docs/method.md §4.
+//!
+//! Output: a short summary on stderr; `--out` writes report.json, `--markdown` the tables,
+//! `--plot` the Cr. heatmap (SVG). With neither `--out` nor `--markdown`, the Markdown tables
+//! go to stdout.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use multiret_eval::{
+    default_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, Dataset,
+    EmbeddingSource, Encoder, EvalConfig, NgramEncoder, Prefixes,
+};
+
+/// How LAReQA candidates are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CandidatesArg {
+    /// The sentence alone (the protocol's default).
+    Sentence,
+    /// The sentence and its paragraph as a text pair (the model must support pairs).
+    Context,
+}
+
+impl From<CandidatesArg> for CandidateMode {
+    fn from(c: CandidatesArg) -> Self {
+        match c {
+            CandidatesArg::Sentence => CandidateMode::Sentence,
+            CandidatesArg::Context => CandidateMode::Context,
+        }
+    }
+}
+
+/// Arguments of `multiret eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model to evaluate [default: e5-small]. `ngram` or `ngram:N:DIM` is a built-in,
+    /// model-free character n-gram baseline. With --embeddings, only the name in the report.
+    #[arg(long, value_name = "SPEC")]
+    pub model: Option<String>,
+
+    /// Dataset: `xquad-r`, `mlqa-r` (inside --data-dir), `sample` (built in), or a directory
+    /// of LAReQA `LANG.json` files or of a BEIR-style corpus (`corpus.jsonl`,
+    /// `queries.jsonl`, `qrels/`). Default: the built-in sample.
+    #[arg(long, value_name = "NAME|DIR")]
+    pub dataset: Option<String>,
+
+    /// Where dataset names are looked up.
+    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA", default_value = "../shared/data")]
+    pub data_dir: PathBuf,
+
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Write the Markdown tables.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+
+    /// Write the Cr. mAP heatmap (query language x candidate language, Mo. on the diagonal)
+    /// as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Candidate encoding: the sentence alone, or with its paragraph as context.
+    #[arg(long, value_enum, default_value_t = CandidatesArg::Sentence)]
+    pub candidates: CandidatesArg,
+
+    /// Write every text the evaluation would encode, in encoding order, as JSON lines, then
+    /// stop (no model is loaded) unless --embeddings is also given.
+    #[arg(long, value_name = "FILE")]
+    pub dump_texts: Option<PathBuf>,
+
+    /// Score precomputed embeddings instead of running a model: DIR/queries.npy and
+    /// DIR/candidates.npy (f32, one row per text in --dump-texts order).
+    #[arg(long, value_name = "DIR")]
+    pub embeddings: Option<PathBuf>,
+
+    /// Embedding cache [default: $XDG_CACHE_HOME/multiret/eval or ~/.cache/multiret/eval].
+    #[arg(long, value_name = "DIR", env = "MULTIRET_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Texts per encoder call.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+
+    /// Threads for encoding and scoring [default: all cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+
+    /// Prefix before every query [default: "query: "].
+    #[arg(long, value_name = "TEXT")]
+    pub query_prefix: Option<String>,
+
+    /// Prefix before every candidate [default: "passage: "].
+    #[arg(long, value_name = "TEXT")]
+    pub passage_prefix: Option<String>,
+
+    /// No prefixes (for models trained without them); overridden by the two options above.
+    #[arg(long)]
+    pub no_prefixes: bool,
+
+    /// BEIR-style datasets: the qrels split (`qrels/SPLIT.tsv`) [default: test, else dev].
+    #[arg(long)]
+    pub split: Option<String>,
+
+    /// No progress bars and no summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The model used when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "e5-small";
+
+impl EvalArgs {
+    /// The evaluation settings these arguments ask for.
+    pub fn config(&self) -> EvalConfig {
+        let mut prefixes = if self.no_prefixes {
+            Prefixes::none()
+        } else {
+            Prefixes::e5()
+        };
+        if let Some(q) = &self.query_prefix {
+            prefixes.query = q.clone();
+        }
+        if let Some(p) = &self.passage_prefix {
+            prefixes.passage = p.clone();
+        }
+        EvalConfig {
+            prefixes,
+            candidates: self.candidates.into(),
+            batch_size: self.batch_size as usize,
+            threads: self.threads.map(|t| t as usize),
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(default_cache_dir)
+            },
+            progress: !self.quiet,
+            block_rows: 512,
+        }
+    }
+}
+
+/// Runs `multiret eval`. `encoder_factory` loads a model from its spec; it is not called with
+/// `--embeddings`, with `--dump-texts` alone, or for the built-in `ngram` baseline.
+pub fn run(
+    args: &EvalArgs,
+    encoder_factory: &dyn Fn(&str) -> anyhow::Result<Box<dyn Encoder>>,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let config = args.config();
+    let spec = resolve_dataset(args.dataset.as_deref(), &args.data_dir)?;
+    let dataset = load_dataset(&spec, args.split.as_deref())?;
+    let load_s = start.elapsed().as_secs_f64();
+
+    if let Some(path) = &args.dump_texts {
+        let texts = dataset.texts(&config.prefixes, config.candidates)?;
+        dataset.write_dump(&texts, path)?;
+        if !args.quiet {
+            eprintln!(
+                "wrote {} texts ({} queries, then {} candidates) to {}",
+                texts.queries.len() + texts.candidates.len(),
+                texts.queries.len(),
+                texts.candidates.len(),
+                path.display()
+            );
+        }
+        if args.embeddings.is_none() {
+            return Ok(());
+        }
+    }
+
+    let model_spec = args.model.as_deref().unwrap_or(DEFAULT_MODEL);
+    let encoder: Option<Box<dyn Encoder>> = match &args.embeddings {
+        Some(_) => None,
+        None => Some(match NgramEncoder::from_spec(model_spec) {
+            Some(ngram) => Box::new(ngram?.strip_prefixes(&config.prefixes)),
+            None => encoder_factory(model_spec)
+                .with_context(|| format!("loading model `{model_spec}`"))?,
+        }),
+    };
+    let source = match (&args.embeddings, encoder.as_deref()) {
+        (Some(dir), _) => EmbeddingSource::Files(dir),
+        (None, Some(e)) => EmbeddingSource::Model(e),
+        (None, None) => anyhow::bail!("no model and no --embeddings"),
+    };
+    let mut report = run_evaluation(&dataset, source, args.model.as_deref(), &config)?;
+    let timing = report.timing_mut();
+    timing.load_s = load_s;
+    timing.total_s = start.elapsed().as_secs_f64();
+
+    if let Some(path) = &args.out {
+        std::fs::write(path, report.to_json()? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let markdown = report.to_markdown();
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        match report.heatmap_svg() {
+            Some(svg) => {
+                std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?
+            }
+            None => eprintln!(
+                "warning: --plot: `{}` is a BEIR-style corpus; there is no cross-lingual matrix \
+                 to plot",
+                dataset.name()
+            ),
+        }
+    }
+    if args.out.is_none() && args.markdown.is_none() {
+        print!("{markdown}");
+    }
+    if !args.quiet {
+        eprintln!("{}", report.summary());
+    }
+    if let Dataset::Lareqa(ds) = &dataset {
+        let mismatches: usize = ds.langs.iter().map(|l| l.sentence_text_mismatches).sum();
+        if mismatches > 0 && !args.quiet {
+            eprintln!(
+                "note: {mismatches} sentence(s) differ from their `sentences` entry; the context \
+                 sliced by `sentence_breaks` was used"
+            );
+        }
+    }
+    Ok(())
+}

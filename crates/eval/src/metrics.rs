@@ -1,0 +1,243 @@
+//! Ranking metrics from the ranks of the relevant candidates only.
+//!
+//! Candidates are ranked by score, descending, ties broken by the lower candidate index (NaN
+//! scores rank below every number), exactly as [`multiret_kernels::cosine::top_k`] does. The
+//! rank of a relevant candidate is `1 +` the number of candidates that rank before it, so no
+//! full sort is needed: average precision, recall@k, rank distance and nDCG@k all follow from
+//! the relevant candidates' ranks.
+
+use crate::error::{EvalError, Result};
+
+pub use multiret_kernels::cosine::ranks_before;
+
+/// The 1-based rank of every relevant candidate, in the order of `relevant`.
+///
+/// `relevant` holds distinct indices into `scores`.
+pub fn relevant_ranks(scores: &[f32], relevant: &[usize]) -> Result<Vec<usize>> {
+    let mut sorted_idx: Vec<usize> = relevant.to_vec();
+    sorted_idx.sort_unstable();
+    if let Some(w) = sorted_idx.windows(2).find(|w| w[0] == w[1]) {
+        return Err(EvalError::InvalidArgument(format!(
+            "candidate {} is listed twice as relevant",
+            w[0]
+        )));
+    }
+    if let Some(&i) = sorted_idx.last().filter(|&&i| i >= scores.len()) {
+        return Err(EvalError::InvalidArgument(format!(
+            "relevant candidate {i} is out of range ({} candidates)",
+            scores.len()
+        )));
+    }
+    let rel = sort_relevant(scores, relevant.iter().copied());
+    let mut hist = vec![0u32; rel.len()];
+    histogram(scores, 0, &rel, &sorted_idx, &mut hist);
+    let by_sorted = ranks_from_histogram(&hist);
+    let mut out = vec![0usize; relevant.len()];
+    for (k, &(_, idx)) in rel.iter().enumerate() {
+        let pos = relevant.iter().position(|&r| r == idx).unwrap_or(0);
+        out[pos] = by_sorted[k];
+    }
+    Ok(out)
+}
+
+/// `(score, index)` of the relevant candidates, best first.
+pub(crate) fn sort_relevant(
+    scores: &[f32],
+    relevant: impl Iterator<Item = usize>,
+) -> Vec<(f32, usize)> {
+    let mut rel: Vec<(f32, usize)> = relevant.map(|i| (scores[i], i)).collect();
+    rel.sort_by(|a, b| {
+        if ranks_before(a.0, a.1, b.0, b.1) {
+            std::cmp::Ordering::Less
+        } else if ranks_before(b.0, b.1, a.0, a.1) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+    rel
+}
+
+/// Counts, for every candidate of `row` (global indices `offset..offset + row.len()`) that is
+/// not relevant, the first relevant candidate (in `rel`, best first) that it ranks before, and
+/// adds one to `hist` at that position. `rel_idx` holds the relevant indices, sorted.
+///
+/// Ranking before a relevant candidate implies ranking before every worse one, so the
+/// candidates ranking before relevant `k` number `hist[0] + ... + hist[k]`.
+#[inline]
+pub(crate) fn histogram(
+    row: &[f32],
+    offset: usize,
+    rel: &[(f32, usize)],
+    rel_idx: &[usize],
+    hist: &mut [u32],
+) {
+    let Some(&(ws, wi)) = rel.last() else {
+        return;
+    };
+    for (j, &s) in row.iter().enumerate() {
+        let i = offset + j;
+        // Most candidates of a good ranking fall below the worst relevant one: one comparison.
+        if !ranks_before(s, i, ws, wi) {
+            continue;
+        }
+        if rel_idx.binary_search(&i).is_ok() {
+            continue;
+        }
+        let k = rel.partition_point(|&(rs, ri)| !ranks_before(s, i, rs, ri));
+        hist[k] += 1;
+    }
+}
+
+/// The 1-based ranks of the relevant candidates (best first) from their histogram.
+pub(crate) fn ranks_from_histogram(hist: &[u32]) -> Vec<usize> {
+    let mut ahead = 0usize;
+    hist.iter()
+        .enumerate()
+        .map(|(k, &h)| {
+            ahead += h as usize;
+            1 + k + ahead
+        })
+        .collect()
+}
+
+/// Average precision from the 1-based ranks of all relevant candidates (any order):
+/// `(1/R) Σ_k k / rank_k` over the relevant sorted by rank. `0.0` when `ranks` is empty.
+pub fn average_precision(ranks: &[usize]) -> f64 {
+    if ranks.is_empty() {
+        return 0.0;
+    }
+    let mut r = ranks.to_vec();
+    r.sort_unstable();
+    let sum: f64 = r
+        .iter()
+        .enumerate()
+        .map(|(k, &rank)| (k + 1) as f64 / rank as f64)
+        .sum();
+    sum / r.len() as f64
+}
+
+/// Recall@k: the fraction of the relevant candidates ranked in the top `k`. `0.0` when `ranks`
+/// is empty.
+pub fn recall_at_k(ranks: &[usize], k: usize) -> f64 {
+    if ranks.is_empty() {
+        return 0.0;
+    }
+    ranks.iter().filter(|&&r| r <= k).count() as f64 / ranks.len() as f64
+}
+
+/// Rank distance (language bias): max − min rank of the relevant candidates; `None` with
+/// fewer than two.
+pub fn rank_distance(ranks: &[usize]) -> Option<usize> {
+    if ranks.len() < 2 {
+        return None;
+    }
+    let max = ranks.iter().max()?;
+    let min = ranks.iter().min()?;
+    Some(max - min)
+}
+
+/// nDCG@k with linear (graded) gains, as BEIR and `pytrec_eval` compute it:
+/// `DCG = Σ_{rank ≤ k} gain / log2(rank + 1)` over the judged candidates, divided by the DCG of
+/// the ideal ordering of all positive gains. `judged` holds `(rank, gain)` of each judged
+/// candidate; `rank` is `None` for a judged candidate that is not in the corpus (it counts in the
+/// ideal DCG only). `0.0` when no gain is positive.
+pub fn ndcg_at_k(judged: &[(Option<usize>, f64)], k: usize) -> f64 {
+    let dcg: f64 = judged
+        .iter()
+        .filter_map(|&(rank, gain)| match rank {
+            Some(r) if r <= k && gain > 0.0 => Some(gain / ((r + 1) as f64).log2()),
+            _ => None,
+        })
+        .sum();
+    let mut gains: Vec<f64> = judged
+        .iter()
+        .map(|&(_, g)| g)
+        .filter(|&g| g > 0.0)
+        .collect();
+    gains.sort_by(|a, b| b.total_cmp(a));
+    let idcg: f64 = gains
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, g)| g / ((i + 2) as f64).log2())
+        .sum();
+    if idcg > 0.0 {
+        dcg / idcg
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive_ranks(scores: &[f32], relevant: &[usize]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| {
+            if ranks_before(scores[a], a, scores[b], b) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        });
+        relevant
+            .iter()
+            .map(|r| order.iter().position(|o| o == r).unwrap() + 1)
+            .collect()
+    }
+
+    #[test]
+    fn small_cases() {
+        let s = [0.5, 0.9, 0.5, 0.1, 0.9];
+        assert_eq!(relevant_ranks(&s, &[2, 4]).unwrap(), vec![4, 2]);
+        assert_eq!(relevant_ranks(&s, &[1]).unwrap(), vec![1]);
+        assert_eq!(relevant_ranks(&s, &[3, 0, 1]).unwrap(), vec![5, 3, 1]);
+        assert!((average_precision(&[4, 2]) - (0.5 * (1.0 / 2.0 + 2.0 / 4.0))).abs() < 1e-12);
+        assert_eq!(recall_at_k(&[4, 2], 2), 0.5);
+        assert_eq!(rank_distance(&[4, 2]), Some(2));
+        assert_eq!(rank_distance(&[4]), None);
+        assert!(relevant_ranks(&s, &[1, 1]).is_err());
+        assert!(relevant_ranks(&s, &[5]).is_err());
+        assert_eq!(relevant_ranks(&s, &[]).unwrap(), Vec::<usize>::new());
+        // NaN ranks last, then by index.
+        let s = [f32::NAN, 0.0, f32::NAN, -1.0];
+        assert_eq!(relevant_ranks(&s, &[0, 2, 3]).unwrap(), vec![3, 4, 2]);
+    }
+
+    #[test]
+    fn ndcg() {
+        // One relevant at rank 1: perfect.
+        assert!((ndcg_at_k(&[(Some(1), 1.0)], 10) - 1.0).abs() < 1e-12);
+        // Relevant at rank 3 only.
+        assert!((ndcg_at_k(&[(Some(3), 1.0)], 10) - 1.0 / 2f64.log2()).abs() < 1e-12);
+        // Graded: gains 2 at rank 2, 1 at rank 1; ideal 2 then 1.
+        let got = ndcg_at_k(&[(Some(2), 2.0), (Some(1), 1.0)], 10);
+        let dcg = 1.0 + 2.0 / 3f64.log2();
+        let idcg = 2.0 + 1.0 / 3f64.log2();
+        assert!((got - dcg / idcg).abs() < 1e-12);
+        // Beyond the cut-off, missing from the corpus, zero gain.
+        assert_eq!(
+            ndcg_at_k(&[(Some(11), 1.0), (None, 1.0), (Some(1), 0.0)], 10),
+            0.0
+        );
+        assert_eq!(ndcg_at_k(&[], 10), 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn matches_full_sort(
+            scores in proptest::collection::vec(-4i32..4, 1..60),
+            picks in proptest::collection::vec(0usize..1000, 1..8),
+        ) {
+            let scores: Vec<f32> = scores.into_iter().map(|v| v as f32 * 0.25).collect();
+            let mut rel: Vec<usize> = picks.into_iter().map(|p| p % scores.len()).collect();
+            rel.sort_unstable();
+            rel.dedup();
+            rel.reverse();
+            prop_assert_eq!(relevant_ranks(&scores, &rel).unwrap(), naive_ranks(&scores, &rel));
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Canonical f32 weights with HF tensor names, and HF safetensors reading and writing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::config::Config;
+use crate::error::{ModelError, Result};
+
+/// A dense layer: `y = x W^T + b`, `W` row-major `[out, in]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linear {
+    /// Output size.
+    pub out: usize,
+    /// Input size.
+    pub inp: usize,
+    /// `[out, in]` row-major.
+    pub w: Vec<f32>,
+    /// `[out]`.
+    pub b: Vec<f32>,
+}
+
+/// LayerNorm parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Norm {
+    /// Gamma.
+    pub w: Vec<f32>,
+    /// Beta.
+    pub b: Vec<f32>,
+}
+
+/// One encoder layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Query projection.
+    pub q: Linear,
+    /// Key projection.
+    pub k: Linear,
+    /// Value projection.
+    pub v: Linear,
+    /// Attention output projection.
+    pub ao: Linear,
+    /// LayerNorm after attention.
+    pub aln: Norm,
+    /// FFN input (intermediate) projection.
+    pub fi: Linear,
+    /// FFN output projection.
+    pub fo: Linear,
+    /// LayerNorm after the FFN.
+    pub oln: Norm,
+}
+
+/// All weights of an encoder, f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// `[vocab, hidden]`.
+    pub word: Vec<f32>,
+    /// `[max_pos, hidden]`.
+    pub pos: Vec<f32>,
+    /// `[type_vocab, hidden]`.
+    pub typ: Vec<f32>,
+    /// Embedding LayerNorm.
+    pub emb_ln: Norm,
+    /// Layers.
+    pub layers: Vec<Layer>,
+}
+
+/// The HF name and shape of every tensor of a config, in a fixed order.
+pub fn tensor_specs(c: &Config) -> Vec<(String, Vec<usize>)> {
+    let h = c.hidden;
+    let mut v = vec![
+        (
+            "embeddings.word_embeddings.weight".to_string(),
+            vec![c.vocab, h],
+        ),
+        (
+            "embeddings.position_embeddings.weight".to_string(),
+            vec![c.max_pos, h],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight".to_string(),
+            vec![c.type_vocab, h],
+        ),
+        ("embeddings.LayerNorm.weight".to_string(), vec![h]),
+        ("embeddings.LayerNorm.bias".to_string(), vec![h]),
+    ];
+    for i in 0..c.layers {
+        let p = format!("encoder.layer.{i}.");
+        for (n, o, inp) in [
+            ("attention.self.query", h, h),
+            ("attention.self.key", h, h),
+            ("attention.self.value", h, h),
+            ("attention.output.dense", h, h),
+            ("intermediate.dense", c.ffn, h),
+            ("output.dense", h, c.ffn),
+        ] {
+            v.push((format!("{p}{n}.weight"), vec![o, inp]));
+            v.push((format!("{p}{n}.bias"), vec![o]));
+            if n == "attention.output.dense" {
+                v.push((format!("{p}attention.output.LayerNorm.weight"), vec![h]));
+                v.push((format!("{p}attention.output.LayerNorm.bias"), vec![h]));
+            }
+        }
+        v.push((format!("{p}output.LayerNorm.weight"), vec![h]));
+        v.push((format!("{p}output.LayerNorm.bias"), vec![h]));
+    }
+    v
+}
+
+impl Weights {
+    /// Builds the weights from a map of HF-named f32 tensors, checking every shape.
+    pub fn from_named(c: &Config, mut t: BTreeMap<String, Vec<f32>>, path: &Path) -> Result<Self> {
+        for (name, shape) in tensor_specs(c) {
+            let n: usize = shape.iter().product();
+            match t.get(&name) {
+                None => return Err(ModelError::format(path, format!("missing tensor {name}"))),
+                Some(v) if v.len() != n => {
+                    return Err(ModelError::format(
+                        path,
+                        format!(
+                            "tensor {name} has {} elements, config needs {shape:?} = {n}",
+                            v.len()
+                        ),
+                    ))
+                }
+                Some(v) if v.iter().any(|x| !x.is_finite()) => {
+                    return Err(ModelError::format(
+                        path,
+                        format!("tensor {name} holds NaN or infinite values"),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut take = |n: &str| t.remove(n).expect("checked above");
+        let h = c.hidden;
+        let word = take("embeddings.word_embeddings.weight");
+        let pos = take("embeddings.position_embeddings.weight");
+        let typ = take("embeddings.token_type_embeddings.weight");
+        let emb_ln = Norm {
+            w: take("embeddings.LayerNorm.weight"),
+            b: take("embeddings.LayerNorm.bias"),
+        };
+        let mut layers = Vec::with_capacity(c.layers);
+        for i in 0..c.layers {
+            let p = format!("encoder.layer.{i}.");
+            let mut lin = |n: &str, out: usize, inp: usize| Linear {
+                out,
+                inp,
+                w: take(&format!("{p}{n}.weight")),
+                b: take(&format!("{p}{n}.bias")),
+            };
+            let q = lin("attention.self.query", h, h);
+            let k = lin("attention.self.key", h, h);
+            let v = lin("attention.self.value", h, h);
+            let ao = lin("attention.output.dense", h, h);
+            let fi = lin("intermediate.dense", c.ffn, h);
+            let fo = lin("output.dense", h, c.ffn);
+            let aln = Norm {
+                w: take(&format!("{p}attention.output.LayerNorm.weight")),
+                b: take(&format!("{p}attention.output.LayerNorm.bias")),
+            };
+            let oln = Norm {
+                w: take(&format!("{p}output.LayerNorm.weight")),
+                b: take(&format!("{p}output.LayerNorm.bias")),
+            };
+            layers.push(Layer {
+                q,
+                k,
+                v,
+                ao,
+                aln,
+                fi,
+                fo,
+                oln,
+            });
+        }
+        Ok(Weights {
+            word,
+            pos,
+            typ,
+            emb_ln,
+            layers,
+        })
+    }
+
+    /// The tensors with their HF names and shapes, in [`tensor_specs`] order.
+    pub fn named(&self, c: &Config) -> Vec<(String, Vec<usize>, &[f32])> {
+        let mut data: Vec<&[f32]> = vec![
+            &self.word,
+            &self.pos,
+            &self.typ,
+            &self.emb_ln.w,
+            &self.emb_ln.b,
+        ];
+        for l in &self.layers {
+            for (lin, norm) in [
+                (&l.q, None),
+                (&l.k, None),
+                (&l.v, None),
+                (&l.ao, Some(&l.aln)),
+                (&l.fi, None),
+                (&l.fo, None),
+            ] {
+                data.push(&lin.w);
+                data.push(&lin.b);
+                if let Some(n) = norm {
+                    data.push(&n.w);
+                    data.push(&n.b);
+                }
+            }
+            data.push(&l.oln.w);
+            data.push(&l.oln.b);
+        }
+        tensor_specs(c)
+            .into_iter()
+            .zip(data)
+            .map(|((n, s), d)| (n, s, d))
+            .collect()
+    }
+
+    /// Reads HF safetensors (f32, f16 or bf16 tensors; the `bert.` / `roberta.` prefixes and
+    /// the old `gamma` / `beta` LayerNorm names are accepted).
+    pub fn from_safetensors(c: &Config, bytes: &[u8], path: &Path) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| ModelError::format(path, format!("not a valid safetensors file: {e}")))?;
+        let mut map = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let canon = canonical_name(&name);
+            let Some(canon) = canon else { continue };
+            let data = view.data();
+            let vals: Vec<f32> = match view.dtype() {
+                Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                Dtype::F16 => data
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                Dtype::BF16 => data
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                other => {
+                    return Err(ModelError::format(
+                        path,
+                        format!("tensor {name}: unsupported dtype {other:?}"),
+                    ))
+                }
+            };
+            map.insert(canon, vals);
+        }
+        Weights::from_named(c, map, path)
+    }
+
+    /// Serialises as HF safetensors (f32, HF names).
+    pub fn to_safetensors(&self, c: &Config) -> Result<Vec<u8>> {
+        let named = self.named(c);
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = named
+            .iter()
+            .map(|(n, s, d)| {
+                let bytes: &[u8] = bytemuck::cast_slice(d);
+                let view = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), bytes)
+                    .expect("shape matches data");
+                (n.clone(), view)
+            })
+            .collect();
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("format".to_string(), "pt".to_string());
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| ModelError::Input(format!("safetensors serialisation: {e}")))
+    }
+}
+
+/// Maps checkpoint names to the canonical HF names this crate uses (None: not ours, e.g. a
+/// pooler or position_ids buffer).
+fn canonical_name(name: &str) -> Option<String> {
+    let mut n = name;
+    for p in ["bert.", "roberta.", "xlm_roberta.", "model."] {
+        if let Some(rest) = n.strip_prefix(p) {
+            n = rest;
+        }
+    }
+    if !(n.starts_with("embeddings.") || n.starts_with("encoder.layer."))
+        || n.ends_with("position_ids")
+    {
+        return None;
+    }
+    let n = n
+        .replace("LayerNorm.gamma", "LayerNorm.weight")
+        .replace("LayerNorm.beta", "LayerNorm.bias");
+    Some(n)
+}
