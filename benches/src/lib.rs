@@ -1,6 +1,9 @@
-//! Shared helpers for the multiret benchmarks: timing and random data.
+//! Shared helpers for the multiret benchmarks: timing, random data and the XQuAD-R sentences
+//! of the embedding bench.
 
 use std::time::Instant;
+
+pub mod xquad;
 
 /// Median seconds of `f` over at least `min_runs` runs and `min_secs` seconds (after one
 /// warm-up run).

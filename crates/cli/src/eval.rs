@@ -49,7 +49,12 @@ pub struct EvalArgs {
     pub dataset: Option<String>,
 
     /// Where dataset names are looked up.
-    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA", default_value = "../shared/data")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "MULTIRET_DATA",
+        default_value = "../shared/data"
+    )]
     pub data_dir: PathBuf,
 
     /// Write the report as JSON.

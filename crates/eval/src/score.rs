@@ -18,8 +18,7 @@ use crate::beir::BeirDataset;
 use crate::error::{EvalError, Result};
 use crate::lareqa::LareqaDataset;
 use crate::metrics::{
-    average_precision, histogram, ndcg_at_k, rank_distance, ranks_from_histogram, recall_at_k,
-    sort_relevant,
+    average_precision, count_ranking_before, ndcg_at_k, rank_distance, recall_at_k,
 };
 use crate::npy::Matrix;
 
@@ -206,33 +205,27 @@ pub fn rank_lareqa(
 }
 
 /// One query: its rank in each language block and its Mul. ranks. `group` lists the
-/// (language, pool index) of every relevant candidate, sorted by language (so by pool index).
+/// (language, pool index) of every relevant candidate.
 fn rank_row(row: &[f32], group: &[(usize, usize)], cand_off: &[usize]) -> (Vec<u32>, Vec<u32>) {
     let n_langs = cand_off.len() - 1;
-    let rel_idx: Vec<usize> = group.iter().map(|&(_, i)| i).collect();
-    let rel = sort_relevant(row, rel_idx.iter().copied());
-    let r = rel.len();
-    let mut hist = vec![0u32; n_langs * r];
-    for l in 0..n_langs {
-        let (a, b) = (cand_off[l], cand_off[l + 1]);
-        histogram(&row[a..b], a, &rel, &rel_idx, &mut hist[l * r..(l + 1) * r]);
-    }
     let mut per_lang = vec![0u32; n_langs];
-    for &(l, idx) in group {
-        let k = rel.iter().position(|&(_, i)| i == idx).unwrap_or(0);
-        let ahead: u32 = hist[l * r..l * r + k + 1].iter().sum();
-        per_lang[l] = 1 + ahead;
-    }
-    let mut total = vec![0u32; r];
-    for l in 0..n_langs {
-        for (t, h) in total.iter_mut().zip(&hist[l * r..(l + 1) * r]) {
-            *t += h;
+    let mut multi = Vec::with_capacity(group.len());
+    for &(lang, idx) in group {
+        let score = row[idx];
+        let mut total = 0usize;
+        for l in 0..n_langs {
+            let (a, b) = (cand_off[l], cand_off[l + 1]);
+            let ahead = count_ranking_before(&row[a..b], a, score, idx);
+            if l == lang {
+                // Mo. (l = query language) or Cr.: ranked among the candidates of its language.
+                per_lang[l] = 1 + ahead as u32;
+            }
+            total += ahead;
         }
+        // Mul.: ranked in the pool, where the other relevant candidates compete too.
+        multi.push(1 + total as u32);
     }
-    let multi = ranks_from_histogram(&total)
-        .into_iter()
-        .map(|x| x as u32)
-        .collect();
+    multi.sort_unstable();
     (per_lang, multi)
 }
 
@@ -519,18 +512,14 @@ pub fn evaluate_beir(
             .map(|r| {
                 let row = &scores[r * nd..(r + 1) * nd];
                 let judged = &ds.queries[q0 + r].judged;
-                let mut rel_idx: Vec<usize> = judged
+                let rank_of: HashMap<usize, usize> = judged
                     .iter()
-                    .filter(|&&(i, g)| i.is_some() && g > 0.0)
+                    .filter(|&&(_, g)| g > 0.0)
                     .filter_map(|&(i, _)| i)
+                    .map(|i| (i, 1 + count_ranking_before(row, 0, row[i], i)))
                     .collect();
-                rel_idx.sort_unstable();
-                let rel = sort_relevant(row, rel_idx.iter().copied());
-                let mut hist = vec![0u32; rel.len()];
-                histogram(row, 0, &rel, &rel_idx, &mut hist);
-                let ranks = ranks_from_histogram(&hist);
-                let rank_of: HashMap<usize, usize> =
-                    rel.iter().zip(&ranks).map(|(&(_, i), &r)| (i, r)).collect();
+                let mut ranks: Vec<usize> = rank_of.values().copied().collect();
+                ranks.sort_unstable();
                 let with_ranks: Vec<(Option<usize>, f64)> = judged
                     .iter()
                     .map(|&(i, g)| (i.and_then(|i| rank_of.get(&i).copied()), g))

@@ -40,6 +40,8 @@ pub mod softmax;
 
 #[cfg(feature = "alloc")]
 pub mod cosine;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 #[cfg(feature = "alloc")]
 pub mod gemm;
 

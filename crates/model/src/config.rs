@@ -112,7 +112,7 @@ impl Config {
         {
             return bad(format!("zero size in {self:?}"));
         }
-        if self.hidden % self.heads != 0 {
+        if !self.hidden.is_multiple_of(self.heads) {
             return bad(format!(
                 "hidden {} not divisible by heads {}",
                 self.hidden, self.heads

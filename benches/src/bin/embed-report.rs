@@ -1,0 +1,415 @@
+//! Side-by-side embedding throughput: multiret (f32 and bf16 weights) against candle 0.11's
+//! `BertModel` on the same weights and the same token ids. One JSON object per line.
+//!
+//! `cargo run --release -p multiret-benches --bin embed-report [-- --sentences 2000
+//! --batch-size 32 --threads 2]`
+//!
+//! Other flags: `--only IMPL[,IMPL...]` (any of `multiret-f32`, `multiret-bf16`,
+//! `candle-f32`; e.g. to profile one engine alone under `perf`), `--rounds N` (time each
+//! engine N times, the engines interleaved, and report the fastest round plus all of them in
+//! `seconds_all`: for a machine shared with other work), `--model SPEC` (default `e5-small`),
+//! `--data DIR` (default `$MULTIRET_DATA`, else `../shared/data`).
+//!
+//! The workload: the first N XQuAD-R candidate sentences, round-robin across the 11 languages
+//! (see `multiret_benches::xquad`), tokenised once by multiret as passages (`passage: `
+//! prefix, truncated to the model's positions). Both engines get these ids, sorted by
+//! length, in batches of `--batch-size`, padded with the model's pad id per batch; token
+//! type ids are zero; mean pooling over the real tokens and L2 normalisation (in candle
+//! ops for candle). Each engine runs one warm-up batch (the longest), then the whole set is
+//! timed (once per round). `tokens` counts real (unpadded) tokens; `tokens_per_s` is tokens
+//! over the fastest round's seconds.
+//!
+//! Threads: multiret runs in a rayon pool of `--threads` threads (whole batches spread over
+//! the threads). candle runs in its own CPU pool (`Device::with_context`), which with its GEMM
+//! reads `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS`: both are set to `--threads` at process
+//! start, before any pool exists.
+//!
+//! candle's weights are multiret's own, written once as an HF directory (f32 safetensors,
+//! `config.json` with `hidden_act: "gelu"`, which candle's BERT maps to the erf GELU, as
+//! multiret uses) into a temporary directory and memory-mapped from there. The mean cosine
+//! between candle's and multiret's f32 embeddings is reported; below 0.999 the run fails.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as CandleConfig, HiddenAct};
+use multiret_benches::xquad::{default_data_dir, xquad_r_sentences};
+use multiret_model::{Arch, EmbedOptions, Embedder, Kind, Model, Precision};
+use serde_json::json;
+
+const IMPLS: [&str; 3] = ["multiret-f32", "multiret-bf16", "candle-f32"];
+const TARGET_F32: f64 = 2.5;
+const TARGET_BF16: f64 = 4.0;
+const MIN_COSINE: f64 = 0.999;
+
+struct Args {
+    sentences: usize,
+    batch_size: usize,
+    threads: usize,
+    rounds: usize,
+    only: Vec<String>,
+    model: String,
+    data: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        sentences: 2000,
+        batch_size: 32,
+        threads: 2,
+        rounds: 1,
+        only: IMPLS.iter().map(|s| s.to_string()).collect(),
+        model: "e5-small".into(),
+        data: default_data_dir(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |v: String| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{flag}: expected a positive integer, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--sentences" => a.sentences = num(value()?)?,
+            "--batch-size" => a.batch_size = num(value()?)?,
+            "--threads" => a.threads = num(value()?)?,
+            "--rounds" => a.rounds = num(value()?)?,
+            "--model" => a.model = value()?,
+            "--data" => a.data = PathBuf::from(value()?),
+            "--only" => {
+                a.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = a.only.iter().find(|s| !IMPLS.contains(&s.as_str())) {
+                    return Err(format!("--only: unknown impl {bad:?} (one of {IMPLS:?})"));
+                }
+            }
+            "-h" | "--help" => {
+                eprintln!(
+                    "embed-report [--sentences N] [--batch-size N] [--threads N] \
+                     [--rounds N] [--only IMPL,...] [--model SPEC] [--data DIR]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+/// Removes the temporary HF directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Length-sorted batches of indices, as multiret's `embed_ids` forms them.
+fn batches(ids: &[Vec<u32>], bs: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| (ids[i].len(), i));
+    order.chunks(bs).map(<[usize]>::to_vec).collect()
+}
+
+/// Embeds `ids` with candle, batch by batch (candle threads inside each op); returns
+/// `[n, dim]` row-major in input order.
+fn candle_embed(
+    model: &BertModel,
+    ids: &[Vec<u32>],
+    batches: &[Vec<usize>],
+    pad_id: u32,
+    dim: usize,
+) -> candle_core::Result<Vec<f32>> {
+    let dev = &model.device;
+    let mut out = vec![0.0f32; ids.len() * dim];
+    for batch in batches {
+        let b = batch.len();
+        let len = batch.iter().map(|&i| ids[i].len()).max().unwrap_or(0);
+        let mut flat = Vec::with_capacity(b * len);
+        let mut mask = Vec::with_capacity(b * len);
+        for &i in batch {
+            let s = &ids[i];
+            flat.extend_from_slice(s);
+            flat.extend(std::iter::repeat_n(pad_id, len - s.len()));
+            mask.extend(std::iter::repeat_n(1.0f32, s.len()));
+            mask.extend(std::iter::repeat_n(0.0f32, len - s.len()));
+        }
+        let input = Tensor::from_vec(flat, (b, len), dev)?;
+        let types = Tensor::zeros((b, len), DType::U32, dev)?;
+        let mask = Tensor::from_vec(mask, (b, len), dev)?;
+        let states = model.forward(&input, &types, Some(&mask))?; // [b, len, dim]
+        let summed = states.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?; // [b, dim]
+        let mean = summed.broadcast_div(&mask.sum_keepdim(1)?)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        let emb = mean.broadcast_div(&norm)?.to_vec2::<f32>()?;
+        for (&i, row) in batch.iter().zip(&emb) {
+            out[i * dim..(i + 1) * dim].copy_from_slice(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Per-row cosines of two row-major `[n, dim]` sets.
+fn cosines(a: &[f32], b: &[f32], dim: usize) -> Vec<f64> {
+    a.chunks(dim)
+        .zip(b.chunks(dim))
+        .map(|(x, y)| {
+            let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
+            for (&p, &q) in x.iter().zip(y) {
+                let (p, q) = (p as f64, q as f64);
+                xy += p * q;
+                xx += p * p;
+                yy += q * q;
+            }
+            xy / (xx.sqrt() * yy.sqrt()).max(1e-30)
+        })
+        .collect()
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let s = 10f64.powi(digits);
+    (x * s).round() / s
+}
+
+/// The line of one engine's run.
+fn report(imp: &str, a: &Args, n: usize, tokens: usize, secs: f64) -> serde_json::Value {
+    json!({
+        "bench": "embed",
+        "impl": imp,
+        "sentences": n,
+        "tokens": tokens,
+        "seconds": round(secs, 3),
+        "tokens_per_s": round(tokens as f64 / secs, 1),
+        "threads": a.threads,
+        "batch_size": a.batch_size,
+    })
+}
+
+fn load_candle(model: &Model, tmp: &Path) -> Result<BertModel, String> {
+    if model.config.arch != Arch::Bert {
+        return Err(format!(
+            "candle's BertModel numbers positions from 0: {:?} models are not comparable",
+            model.config.arch
+        ));
+    }
+    model
+        .save_hf_dir(tmp)
+        .map_err(|e| format!("writing the HF directory: {e}"))?;
+    let cfg_path = tmp.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{e}"))?;
+    let cfg: CandleConfig =
+        serde_json::from_str(&text).map_err(|e| format!("candle bert config: {e}"))?;
+    if cfg.hidden_act != HiddenAct::Gelu {
+        return Err(format!(
+            "candle config has {:?}, not the erf GELU",
+            cfg.hidden_act
+        ));
+    }
+    let st = tmp.join("model.safetensors");
+    // SAFETY: the file was written by this process just above into a directory of its own,
+    // and nothing modifies or truncates it while the mapping lives (it is removed only after
+    // the model is dropped).
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[st], DType::F32, &Device::Cpu) }
+        .map_err(|e| format!("candle: mapping the safetensors: {e}"))?;
+    BertModel::load(vb, &cfg).map_err(|e| format!("candle: loading BertModel: {e}"))
+}
+
+fn run(a: &Args) -> Result<bool, String> {
+    let wants = |imp: &str| a.only.iter().any(|s| s == imp);
+    eprintln!("isa: {}", multiret_kernels::detected_isa().name());
+    let texts = xquad_r_sentences(&a.data, a.sentences)?;
+    if texts.len() < a.sentences {
+        eprintln!(
+            "warning: only {} sentences in {}",
+            texts.len(),
+            a.data.display()
+        );
+    }
+    let model = Model::load(&a.model, &multiret_model::default_cache_dir())
+        .map_err(|e| format!("loading {}: {e}", a.model))?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ids = model
+        .tokenize(&refs, Kind::Passage)
+        .map_err(|e| format!("tokenising: {e}"))?;
+    let n = ids.len();
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    let dim = model.config.hidden;
+    let batches = batches(&ids, a.batch_size);
+    let longest: Vec<Vec<u32>> = batches
+        .last()
+        .map(|b| b.iter().map(|&i| ids[i].clone()).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "{} sentences, {} tokens (mean {:.1}, max {}), {} batches of {}, pad id {}",
+        n,
+        tokens,
+        tokens as f64 / n.max(1) as f64,
+        longest.iter().map(Vec::len).max().unwrap_or(0),
+        batches.len(),
+        a.batch_size,
+        model.config.pad_id
+    );
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .map_err(|e| format!("rayon pool: {e}"))?;
+    let opts = EmbedOptions {
+        batch_size: a.batch_size,
+        threads: a.threads,
+    };
+    let pad = model.config.pad_id;
+
+    // The engines, built (and warmed up with the longest batch) once.
+    let f32_emb = wants("multiret-f32").then(|| model.embedder(Precision::F32));
+    let bf16_emb = wants("multiret-bf16").then(|| model.embedder(Precision::Bf16));
+    let tmp =
+        TempDir(std::env::temp_dir().join(format!("multiret-embed-report-{}", std::process::id())));
+    let bert = if wants("candle-f32") {
+        Some(load_candle(&model, &tmp.0)?)
+    } else {
+        None
+    };
+    let run_ours = |emb: &Embedder<'_>, imp: &str, ids: &[Vec<u32>]| {
+        pool.install(|| -> Result<(f64, Vec<f32>), String> {
+            let t = Instant::now();
+            let out = emb
+                .embed_ids(ids, opts, &|_| {})
+                .map_err(|e| format!("{imp}: {e}"))?;
+            Ok((t.elapsed().as_secs_f64(), out))
+        })
+    };
+    let run_candle = |bert: &BertModel, batches: &[Vec<usize>]| {
+        bert.device
+            .with_context(|| -> Result<(f64, Vec<f32>), String> {
+                let t = Instant::now();
+                let out = candle_embed(bert, &ids, batches, pad, dim)
+                    .map_err(|e| format!("candle: {e}"))?;
+                Ok((t.elapsed().as_secs_f64(), out))
+            })
+    };
+    let last = batches.last().cloned().unwrap_or_default();
+    for (imp, emb) in [("multiret-f32", &f32_emb), ("multiret-bf16", &bf16_emb)] {
+        if let Some(emb) = emb {
+            run_ours(emb, imp, &longest)?;
+        }
+    }
+    if let Some(bert) = &bert {
+        run_candle(bert, std::slice::from_ref(&last))?;
+    }
+
+    // Rounds interleave the engines, so that load from other processes hits them alike.
+    let mut secs: Vec<(&str, Vec<f64>)> = Vec::new();
+    let mut outs: Vec<(&str, Vec<f32>)> = Vec::new();
+    for r in 0..a.rounds {
+        for imp in IMPLS {
+            let res = match imp {
+                "multiret-f32" => f32_emb.as_ref().map(|e| run_ours(e, imp, &ids)),
+                "multiret-bf16" => bf16_emb.as_ref().map(|e| run_ours(e, imp, &ids)),
+                _ => bert.as_ref().map(|b| run_candle(b, &batches)),
+            };
+            let Some(res) = res else { continue };
+            let (t, out) = res?;
+            eprintln!(
+                "round {}: {imp}: {t:.3} s, {:.1} tokens/s",
+                r + 1,
+                tokens as f64 / t
+            );
+            match secs.iter_mut().find(|(i, _)| *i == imp) {
+                Some((_, v)) => v.push(t),
+                None => secs.push((imp, vec![t])),
+            }
+            if r == 0 {
+                outs.push((imp, out));
+            }
+        }
+    }
+    drop(bert);
+    drop(tmp);
+
+    let out_of = |k: &str| outs.iter().find(|(i, _)| *i == k).map(|(_, o)| o);
+    let mut ok = true;
+    let mut tps: Vec<(&str, f64)> = Vec::new();
+    for (imp, times) in &secs {
+        let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut line = report(imp, a, n, tokens, best);
+        if a.rounds > 1 {
+            line["rounds"] = json!(a.rounds);
+            line["seconds_all"] = json!(times.iter().map(|&t| round(t, 3)).collect::<Vec<_>>());
+        }
+        if let (Some(o), Some(f), true) =
+            (out_of(imp), out_of("multiret-f32"), *imp != "multiret-f32")
+        {
+            let c = cosines(o, f, dim);
+            let mean = c.iter().sum::<f64>() / c.len() as f64;
+            let min = c.iter().copied().fold(f64::INFINITY, f64::min);
+            line["mean_cosine_vs_multiret_f32"] = json!(round(mean, 6));
+            line["min_cosine_vs_multiret_f32"] = json!(round(min, 6));
+            if *imp == "candle-f32" && (mean.is_nan() || mean < MIN_COSINE) {
+                eprintln!(
+                    "FAILED: candle and multiret f32 embeddings disagree: mean cosine {mean:.6} \
+                     < {MIN_COSINE} (min {min:.6}); the throughput comparison is not valid"
+                );
+                ok = false;
+            }
+        }
+        println!("{line}");
+        tps.push((imp, tokens as f64 / best));
+    }
+
+    let get = |k: &str| tps.iter().find(|(i, _)| *i == k).map(|&(_, t)| t);
+    if let Some(c) = get("candle-f32") {
+        let ratio = |k: &str| get(k).map(|t| round(t / c, 2));
+        let (rf, rb) = (ratio("multiret-f32"), ratio("multiret-bf16"));
+        let meets = |r: Option<f64>, target: f64| r.map(|r| r >= target);
+        println!(
+            "{}",
+            json!({
+                "bench": "embed",
+                "ratios": {
+                    "multiret-f32/candle-f32": rf,
+                    "multiret-bf16/candle-f32": rb,
+                },
+                "targets": {
+                    "multiret-f32/candle-f32": TARGET_F32,
+                    "multiret-bf16/candle-f32": TARGET_BF16,
+                },
+                "meets_targets": {
+                    "f32": meets(rf, TARGET_F32),
+                    "bf16": meets(rb, TARGET_BF16),
+                },
+                "threads": a.threads,
+                "batch_size": a.batch_size,
+            })
+        );
+    }
+    Ok(ok)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("embed-report: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // candle sizes its CPU pool and its GEMM parallelism from these, once, on first use;
+    // nothing has started a thread pool yet.
+    let t = args.threads.to_string();
+    std::env::set_var("RAYON_NUM_THREADS", &t);
+    std::env::set_var("CANDLE_NUM_THREADS", &t);
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("embed-report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Tiny models generated in code: the E5S1 format (round trip, truncation, corruption), the HF
+//! directory round trip, and the encoder against a naive f64 forward (BERT and XLM-R
+//! positions, mean and CLS pooling, padded batches).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use multiret_model::e5s1::{self, BinVocab, MatrixFormat};
+use multiret_model::weights::{Layer, Linear, Norm};
+use multiret_model::{
+    Arch, Config, EmbedOptions, EncodeSettings, Encoder, Model, ModelError, Pooling, Precision,
+    Prefixes, Tokenizer, Weights,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+fn tiny_config(arch: Arch) -> Config {
+    Config {
+        arch,
+        hidden: 64,
+        layers: 2,
+        heads: 4,
+        ffn: 96,
+        vocab: 40,
+        max_pos: 34,
+        type_vocab: 2,
+        layer_norm_eps: 1e-12,
+        pad_id: 1,
+    }
+}
+
+fn tiny_weights(c: &Config, seed: u64) -> Weights {
+    let mut r = Rng(seed | 1);
+    let h = c.hidden;
+    let lin = |out: usize, inp: usize, r: &mut Rng| Linear {
+        out,
+        inp,
+        w: r.vec(out * inp, 0.3),
+        b: r.vec(out, 0.1),
+    };
+    let norm = |r: &mut Rng| Norm {
+        w: r.vec(h, 0.2).iter().map(|v| 1.0 + v).collect(),
+        b: r.vec(h, 0.1),
+    };
+    let layers = (0..c.layers)
+        .map(|_| Layer {
+            q: lin(h, h, &mut r),
+            k: lin(h, h, &mut r),
+            v: lin(h, h, &mut r),
+            ao: lin(h, h, &mut r),
+            aln: norm(&mut r),
+            fi: lin(c.ffn, h, &mut r),
+            fo: lin(h, c.ffn, &mut r),
+            oln: norm(&mut r),
+        })
+        .collect();
+    Weights {
+        word: r.vec(c.vocab * h, 1.0),
+        pos: r.vec(c.max_pos * h, 0.5),
+        typ: r.vec(c.type_vocab * h, 0.5),
+        emb_ln: norm(&mut r),
+        layers,
+    }
+}
+
+fn tiny_vocab(c: &Config) -> BinVocab {
+    let mut pieces: Vec<String> = ["<s>", "<pad>", "</s>", "<unk>", "▁"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for w in [
+        "▁the", "▁tower", "▁where", "▁is", "▁a", "b", "c", "▁ab", "?", "é",
+    ] {
+        pieces.push(w.to_string());
+    }
+    while pieces.len() < c.vocab {
+        pieces.push(format!("▁w{}", pieces.len()));
+    }
+    let scores = (0..pieces.len()).map(|i| -(i as f32) * 0.1 - 1.0).collect();
+    BinVocab {
+        pieces,
+        scores,
+        bos: 0,
+        eos: 2,
+        pad: 1,
+        unk: 3,
+        norm: vec![('\u{7}', vec![]), ('\t', vec![' ']), ('É', vec!['é'])],
+    }
+}
+
+/// The encoder in f64, written independently of the crate: embeddings, post-LN layers, pooling.
+fn naive_forward(c: &Config, w: &Weights, ids: &[u32], pooling: Pooling) -> Vec<f64> {
+    let h = c.hidden;
+    let n = ids.len();
+    let d = h / c.heads;
+    let ln = |x: &[f64], g: &[f32], b: &[f32]| -> Vec<f64> {
+        let mean = x.iter().sum::<f64>() / h as f64;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / h as f64;
+        x.iter()
+            .enumerate()
+            .map(|(j, v)| {
+                (v - mean) / (var + c.layer_norm_eps as f64).sqrt() * g[j] as f64 + b[j] as f64
+            })
+            .collect()
+    };
+    let lin = |x: &[f64], l: &Linear| -> Vec<f64> {
+        (0..l.out)
+            .map(|o| {
+                l.b[o] as f64
+                    + (0..l.inp)
+                        .map(|i| x[i] * l.w[o * l.inp + i] as f64)
+                        .sum::<f64>()
+            })
+            .collect()
+    };
+    let off = match c.arch {
+        Arch::Bert => 0,
+        Arch::XlmRoberta => c.pad_id as usize + 1,
+    };
+    let mut x: Vec<Vec<f64>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            let e: Vec<f64> = (0..h)
+                .map(|j| (w.word[id as usize * h + j] + w.pos[(off + i) * h + j] + w.typ[j]) as f64)
+                .collect();
+            ln(&e, &w.emb_ln.w, &w.emb_ln.b)
+        })
+        .collect();
+    for l in &w.layers {
+        let q: Vec<Vec<f64>> = x.iter().map(|t| lin(t, &l.q)).collect();
+        let k: Vec<Vec<f64>> = x.iter().map(|t| lin(t, &l.k)).collect();
+        let v: Vec<Vec<f64>> = x.iter().map(|t| lin(t, &l.v)).collect();
+        let mut ctx = vec![vec![0.0; h]; n];
+        for head in 0..c.heads {
+            for i in 0..n {
+                let s: Vec<f64> = (0..n)
+                    .map(|j| {
+                        (0..d)
+                            .map(|p| q[i][head * d + p] * k[j][head * d + p])
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for p in 0..d {
+                    ctx[i][head * d + p] = (0..n).map(|j| e[j] / z * v[j][head * d + p]).sum();
+                }
+            }
+        }
+        x = x
+            .iter()
+            .zip(&ctx)
+            .map(|(xi, ci)| {
+                let a = lin(ci, &l.ao);
+                let r: Vec<f64> = a.iter().zip(xi).map(|(a, b)| a + b).collect();
+                let y = ln(&r, &l.aln.w, &l.aln.b);
+                let f: Vec<f64> = lin(&y, &l.fi)
+                    .iter()
+                    .map(|&t| multiret_kernels::reference::gelu(t))
+                    .collect();
+                let o = lin(&f, &l.fo);
+                let r: Vec<f64> = o.iter().zip(&y).map(|(a, b)| a + b).collect();
+                ln(&r, &l.oln.w, &l.oln.b)
+            })
+            .collect();
+    }
+    let pooled: Vec<f64> = match pooling {
+        Pooling::Cls => x[0].clone(),
+        Pooling::Mean => (0..h)
+            .map(|j| x.iter().map(|t| t[j]).sum::<f64>() / n as f64)
+            .collect(),
+    };
+    let norm = pooled.iter().map(|v| v * v).sum::<f64>().sqrt();
+    pooled.iter().map(|v| v / norm).collect()
+}
+
+#[test]
+fn encoder_matches_naive_forward() {
+    let seqs: Vec<Vec<u32>> = vec![
+        vec![0, 5, 6, 7, 2],
+        vec![0, 9, 2],
+        vec![
+            0, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+            33, 34, 35, 36, 37, 38, 39, 2,
+        ],
+        vec![0, 2],
+    ];
+    for arch in [Arch::Bert, Arch::XlmRoberta] {
+        let c = tiny_config(arch);
+        let w = tiny_weights(&c, 42);
+        for pooling in [Pooling::Mean, Pooling::Cls] {
+            for precision in [Precision::F32, Precision::Bf16] {
+                let enc = Encoder::new(&c, &w, precision);
+                let batched = enc
+                    .forward(&seqs, pooling, true, multiret_kernels::Par::Threads(2))
+                    .unwrap();
+                for (i, s) in seqs.iter().enumerate() {
+                    let want = naive_forward(&c, &w, s, pooling);
+                    let single = enc
+                        .forward(
+                            std::slice::from_ref(s),
+                            pooling,
+                            true,
+                            multiret_kernels::Par::Seq,
+                        )
+                        .unwrap();
+                    let tol = if precision == Precision::F32 {
+                        2e-5
+                    } else {
+                        3e-2
+                    };
+                    for (what, got) in [
+                        ("single", &single[..]),
+                        ("batched", &batched[i * c.hidden..(i + 1) * c.hidden]),
+                    ] {
+                        let err = got
+                            .iter()
+                            .zip(&want)
+                            .map(|(g, w)| (*g as f64 - w).abs())
+                            .fold(0.0, f64::max);
+                        assert!(
+                            err < tol,
+                            "{arch:?} {pooling:?} {precision:?} {what} seq {i}: max error {err}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn encoder_rejects_bad_input() {
+    let c = tiny_config(Arch::Bert);
+    let enc = Encoder::new(&c, &tiny_weights(&c, 1), Precision::F32);
+    let p = multiret_kernels::Par::Seq;
+    assert!(matches!(
+        enc.forward(&[vec![]], Pooling::Mean, true, p),
+        Err(ModelError::Input(_))
+    ));
+    assert!(matches!(
+        enc.forward(&[vec![0, 99, 2]], Pooling::Mean, true, p),
+        Err(ModelError::Input(_))
+    ));
+    assert!(matches!(
+        enc.forward(&[vec![4; 40]], Pooling::Mean, true, p),
+        Err(ModelError::Input(_))
+    ));
+    assert!(enc.forward(&[], Pooling::Mean, true, p).unwrap().is_empty());
+}
+
+#[test]
+fn e5s1_round_trip_and_bin_tokenizer() {
+    let c = tiny_config(Arch::Bert);
+    let w = tiny_weights(&c, 7);
+    let v = tiny_vocab(&c);
+    let bytes = e5s1::encode(&c, &v, &w, MatrixFormat::F32);
+    let parsed = e5s1::parse(&bytes, Path::new("tiny.bin")).unwrap();
+    assert_eq!(parsed.config, c);
+    assert_eq!(parsed.vocab, v);
+    assert_eq!(parsed.weights, w);
+    // Q4_0: the dequantised matrices are within half a quantisation step of the originals.
+    let q = e5s1::parse(
+        &e5s1::encode(&c, &v, &w, MatrixFormat::Q4_0),
+        Path::new("tiny-q4.bin"),
+    )
+    .unwrap();
+    for (a, b) in q.weights.layers[0]
+        .fi
+        .w
+        .chunks(32)
+        .zip(w.layers[0].fi.w.chunks(32))
+    {
+        let amax = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        for (x, y) in a.iter().zip(b) {
+            // One step at most (the extreme of the other sign clamps at 7), plus f16 rounding.
+            assert!(
+                (x - y).abs() <= amax / 8.0 * 1.01 + amax * 2e-3,
+                "{x} vs {y}"
+            );
+        }
+    }
+    assert_eq!(q.weights.pos, w.pos, "position table stays f32");
+    // The rebuilt tokenizer: normalisation map (tab -> space, É -> é, BEL removed), space
+    // collapsing, Metaspace, Viterbi, truncation.
+    let t = Tokenizer::from_bin(&parsed.vocab).unwrap();
+    assert_eq!(
+        t.encode("where is\t the  tower?", 34).unwrap(),
+        vec![0, 7, 8, 5, 6, 13, 2]
+    );
+    assert_eq!(t.encode("ab\u{7}É", 34).unwrap(), vec![0, 12, 14, 2]);
+    assert_eq!(t.encode("", 34).unwrap(), vec![0, 4, 2]);
+    assert_eq!(t.encode("zzz", 34).unwrap(), vec![0, 4, 3, 2]);
+    assert_eq!(t.encode("a a a a a a", 4).unwrap(), vec![0, 9, 9, 2]);
+}
+
+#[test]
+fn e5s1_truncated_and_corrupted_files_are_errors() {
+    let c = tiny_config(Arch::Bert);
+    let bytes = e5s1::encode(
+        &c,
+        &tiny_vocab(&c),
+        &tiny_weights(&c, 3),
+        MatrixFormat::Q4_0,
+    );
+    let path = Path::new("model.bin");
+    // Every truncation point in the header and directory, and a sample of the tensor data.
+    let cuts: Vec<usize> = (0..2000.min(bytes.len()))
+        .chain((2000..bytes.len()).step_by(97))
+        .collect();
+    for cut in cuts {
+        let Err(err) = e5s1::parse(&bytes[..cut], path) else {
+            panic!("truncation at {cut} accepted")
+        };
+        assert!(err.to_string().starts_with("model.bin: "), "{err}");
+    }
+    let patch = |at: usize, val: &[u8]| {
+        let mut b = bytes.clone();
+        b[at..at + val.len()].copy_from_slice(val);
+        match e5s1::parse(&b, path) {
+            Ok(_) => panic!("patch at {at} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert!(patch(0, b"E5S2").contains("bad magic"));
+    assert!(patch(4, &2u32.to_le_bytes()).contains("version 2"));
+    assert!(patch(8, &(-5i32).to_le_bytes()).contains("hidden"));
+    let e = patch(8, &(63i32).to_le_bytes());
+    assert!(e.contains("not divisible"), "{e}");
+    assert!(patch(40, &16i32.to_le_bytes()).contains("quantisation block"));
+    assert!(patch(36, &(-1.0f32).to_le_bytes()).contains("layer_norm_eps"));
+    // A NaN in an f32 tensor (the position table) is refused.
+    let pos_off = find_tensor_offset(&bytes, "emb.pos");
+    assert!(patch(pos_off, &f32::NAN.to_le_bytes()).contains("NaN"));
+}
+
+/// The data offset of a tensor, read from the directory of an encoded file.
+fn find_tensor_offset(bytes: &[u8], name: &str) -> usize {
+    let needle = [&(name.len() as u16).to_le_bytes()[..], name.as_bytes()].concat();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("tensor in directory")
+        + needle.len();
+    u64::from_le_bytes(bytes[at + 5..at + 13].try_into().unwrap()) as usize
+}
+
+fn word_level_tokenizer(vocab: &BinVocab) -> Tokenizer {
+    use tokenizers::models::wordlevel::WordLevel;
+    let map: HashMap<String, u32> = vocab
+        .pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.trim_start_matches('▁').to_string(), i as u32))
+        .collect();
+    let model = WordLevel::builder()
+        .vocab(map.into_iter().collect())
+        .unk_token("<unk>".into())
+        .build()
+        .unwrap();
+    let mut t = tokenizers::Tokenizer::new(model);
+    t.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
+    t.with_post_processor(Some(
+        tokenizers::processors::template::TemplateProcessing::builder()
+            .try_single("<s> $A </s>")
+            .unwrap()
+            .special_tokens(vec![("<s>", 0), ("</s>", 2)])
+            .build()
+            .unwrap(),
+    ));
+    Tokenizer::Hf(Box::new(t))
+}
+
+#[test]
+fn hf_directory_round_trip() {
+    let dir = std::env::temp_dir().join(format!("multiret-hf-{}", std::process::id()));
+    for arch in [Arch::Bert, Arch::XlmRoberta] {
+        let c = tiny_config(arch);
+        let v = tiny_vocab(&c);
+        let settings = EncodeSettings {
+            pooling: Pooling::Cls,
+            normalize: true,
+            prefixes: Prefixes {
+                query: "q: ".into(),
+                passage: String::new(),
+            },
+        };
+        let m = Model {
+            name: "tiny".into(),
+            config: c.clone(),
+            settings: settings.clone(),
+            tokenizer: word_level_tokenizer(&v),
+            weights: tiny_weights(&c, 11),
+        };
+        m.save_hf_dir(&dir).unwrap();
+        let back = Model::load(dir.to_str().unwrap(), Path::new("/nonexistent")).unwrap();
+        assert_eq!(back.config, c);
+        assert_eq!(back.settings, settings);
+        assert_eq!(back.weights, m.weights);
+        let texts = ["where is the tower", "a b c"];
+        let e1 = m
+            .embedder(Precision::F32)
+            .embed(
+                &texts,
+                multiret_model::Kind::Query,
+                EmbedOptions::default(),
+                &|_| {},
+            )
+            .unwrap();
+        let e2 = back
+            .embedder(Precision::F32)
+            .embed(
+                &texts,
+                multiret_model::Kind::Query,
+                EmbedOptions::default(),
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(e1, e2);
+        assert_eq!(
+            back.tokenize(&["tower"], multiret_model::Kind::Query)
+                .unwrap()[0],
+            vec![0, 3, 3, 6, 2],
+            "prefix 'q: ' is unknown here, then 'tower'"
+        );
+    }
+    // Broken pieces: a missing tensor, a truncated safetensors file, a bad config.
+    let st = dir.join("model.safetensors");
+    let bytes = std::fs::read(&st).unwrap();
+    std::fs::write(&st, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Model::load_hf_dir(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a valid safetensors"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("config.json"),
+        "{\"model_type\": \"bert\", \"hidden_size\": 64",
+    )
+    .unwrap();
+    let err = Model::load_hf_dir(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("config.json") && err.contains("invalid configuration"),
+        "{err}"
+    );
+    std::fs::write(dir.join("config.json"), c_json_with_act("relu")).unwrap();
+    let err = Model::load_hf_dir(&dir).unwrap_err().to_string();
+    assert!(err.contains("hidden_act"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn c_json_with_act(act: &str) -> String {
+    tiny_config(Arch::Bert)
+        .to_hf_json()
+        .replace("\"gelu\"", &format!("\"{act}\""))
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let c = tiny_config(Arch::Bert);
+    let w = tiny_weights(&c, 5);
+    let mut named: std::collections::BTreeMap<String, Vec<f32>> = w
+        .named(&c)
+        .into_iter()
+        .map(|(n, _, d)| (n, d.to_vec()))
+        .collect();
+    named.remove("encoder.layer.1.output.LayerNorm.bias");
+    let err = Weights::from_named(&c, named.clone(), Path::new("x.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing tensor encoder.layer.1.output.LayerNorm.bias"),
+        "{err}"
+    );
+    named.insert("encoder.layer.1.output.LayerNorm.bias".into(), vec![0.0; 3]);
+    let err = Weights::from_named(&c, named, Path::new("x.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has 3 elements"), "{err}");
+}

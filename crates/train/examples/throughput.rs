@@ -1,0 +1,58 @@
+//! Training throughput on this machine: e5-small on MLQA-R, hybrid batches.
+//!
+//! ```sh
+//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [flex|ndarray] [freeze]
+//! ```
+//!
+//! Prints one line per step (loss, lr, tokens/s) and the mean tokens/s without the first step
+//! (warm-up of allocations).
+
+use multiret_train::{train, DeviceChoice, TrainConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let steps: u64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(6);
+    let batch: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(32);
+    let device = match args.get(2).map(String::as_str) {
+        Some("ndarray") => DeviceChoice::CpuNdarray,
+        Some("flex") | None => DeviceChoice::CpuFlex,
+        Some(other) => return Err(format!("unknown backend {other}").into()),
+    };
+    let freeze = args.get(3).map(String::as_str) == Some("freeze");
+    let out = std::env::temp_dir().join(format!("multiret-throughput-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut cfg = TrainConfig::new("e5-small", "mlqa-r", &out);
+    cfg.data_dir = std::env::var_os("MULTIRET_DATA")
+        .map(Into::into)
+        .unwrap_or_else(|| "../shared/data".into());
+    cfg.batch_size = batch;
+    cfg.steps = steps;
+    cfg.warmup = Some(0);
+    cfg.device = device;
+    cfg.freeze_embeddings = freeze;
+    let t = std::time::Instant::now();
+    let summary = train(&cfg, None)?;
+    let log = std::fs::read_to_string(out.join("log.jsonl"))?;
+    let mut rates = Vec::new();
+    for line in log.lines() {
+        println!("{line}");
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        rates.push((
+            v["tokens"].as_f64().unwrap_or(0.0),
+            v["tokens_per_s"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    let rest = &rates[1.min(rates.len())..];
+    let (tok, secs) = rest
+        .iter()
+        .fold((0.0, 0.0), |(t, s), (n, r)| (t + n, s + n / r.max(1e-9)));
+    println!(
+        "backend {device:?} batch {batch} freeze {freeze}: {:.0} tokens/s over steps 2..={steps} \
+         ({:.0} tokens/s over all; {:.1} s total with loading and checkpoint)",
+        tok / secs.max(1e-9),
+        summary.tokens_per_s,
+        t.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}

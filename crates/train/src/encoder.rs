@@ -1,0 +1,490 @@
+//! The trainable encoder: the architecture of `multiret-model` (BERT / XLM-R, post-LN,
+//! erf GELU, mean or CLS pooling, L2 normalisation) as a burn module.
+//!
+//! Hidden states are kept as `[tokens, hidden]` rows (`tokens = batch * len`), as the inference
+//! engine does; only attention reshapes to `[batch, heads, len, head_dim]`. Linear weights are
+//! stored `[in, out]` (HF's `[out, in]` transposed) so that a layer is one `x · W` product.
+//! Parameter ids are fixed (`1..=n` in [`tensor_specs`] order), so an optimiser state saved by
+//! one process applies to the same encoder rebuilt by another.
+
+use std::any::TypeId;
+
+use burn::module::{Module, Param, ParamId};
+use burn::prelude::*;
+use burn::tensor::activation;
+use multiret_model::config::{Config, EncodeSettings, Pooling};
+use multiret_model::weights::{tensor_specs, Layer, Linear, Norm, Weights};
+
+use crate::error::{Result, TrainError};
+
+/// A dense layer `y = x W + b` with `W` stored `[in, out]`.
+#[derive(Module, Debug)]
+pub struct Dense<B: Backend> {
+    /// `[in, out]`.
+    pub w: Param<Tensor<B, 2>>,
+    /// `[out]`.
+    pub b: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Dense<B> {
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        x.matmul(self.w.val()) + self.b.val().unsqueeze::<2>()
+    }
+}
+
+/// LayerNorm parameters.
+#[derive(Module, Debug)]
+pub struct LayerNormP<B: Backend> {
+    /// Gamma, `[hidden]`.
+    pub w: Param<Tensor<B, 1>>,
+    /// Beta, `[hidden]`.
+    pub b: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> LayerNormP<B> {
+    fn forward(&self, x: Tensor<B, 2>, eps: f32) -> Tensor<B, 2> {
+        let (var, mean) = x.clone().var_mean_bias(1);
+        let xn = (x - mean) / (var + eps as f64).sqrt();
+        xn * self.w.val().unsqueeze::<2>() + self.b.val().unsqueeze::<2>()
+    }
+}
+
+/// One post-LN encoder layer.
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    /// Query projection.
+    pub q: Dense<B>,
+    /// Key projection.
+    pub k: Dense<B>,
+    /// Value projection.
+    pub v: Dense<B>,
+    /// Attention output projection.
+    pub ao: Dense<B>,
+    /// LayerNorm after attention.
+    pub aln: LayerNormP<B>,
+    /// FFN input projection.
+    pub fi: Dense<B>,
+    /// FFN output projection.
+    pub fo: Dense<B>,
+    /// LayerNorm after the FFN.
+    pub oln: LayerNormP<B>,
+}
+
+/// Sizes and settings the forward pass needs (not parameters).
+#[derive(Debug, Clone)]
+pub struct EncoderMeta {
+    /// Architecture sizes.
+    pub config: Config,
+    /// Pooling.
+    pub pooling: Pooling,
+    /// Whether embeddings are L2-normalised.
+    pub normalize: bool,
+    /// Whether the backend's own GELU op is the exact erf form in both directions (burn-flex);
+    /// otherwise GELU is composed from `erf` so that autodiff differentiates the erf form
+    /// (burn's default `gelu_backward`, used by burn-ndarray and the CubeCL backends, is the
+    /// derivative of the tanh approximation).
+    pub fused_gelu: bool,
+}
+
+/// The encoder as a burn module.
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    /// Word embeddings `[vocab, hidden]`.
+    pub word: Param<Tensor<B, 2>>,
+    /// Position embeddings `[max_pos, hidden]`.
+    pub pos: Param<Tensor<B, 2>>,
+    /// Token-type embeddings `[type_vocab, hidden]`.
+    pub typ: Param<Tensor<B, 2>>,
+    /// Embedding LayerNorm.
+    pub emb_ln: LayerNormP<B>,
+    /// The layers.
+    pub layers: Vec<EncoderLayer<B>>,
+    /// Sizes and settings.
+    #[module(skip)]
+    pub meta: EncoderMeta,
+}
+
+/// A padded batch of token sequences, as tensors on a device.
+#[derive(Debug, Clone)]
+pub struct TokenBatch<B: Backend> {
+    /// Sequences.
+    pub batch: usize,
+    /// Padded length.
+    pub len: usize,
+    /// Real (non-padding) tokens.
+    pub tokens: usize,
+    /// Token ids `[batch * len]` (padding: `pad_id`).
+    pub ids: Tensor<B, 1, Int>,
+    /// Position ids `[batch * len]`.
+    pub positions: Tensor<B, 1, Int>,
+    /// Additive attention mask `[batch, 1, 1, len]`: 0 on real keys, -1e9 on padding.
+    pub mask: Tensor<B, 4>,
+    /// Pooling weights `[batch, len, 1]` (1/n on real tokens for mean pooling, one-hot on the
+    /// first token for CLS).
+    pub pool: Tensor<B, 3>,
+}
+
+/// A large negative added to padded keys: `exp` of it underflows to exactly 0, like -inf,
+/// without the NaN risks of infinities in the backward pass.
+const MASK_NEG: f32 = -1e9;
+
+impl<B: Backend> TokenBatch<B> {
+    /// Pads `seqs` (token ids with special tokens) to their longest length.
+    ///
+    /// Errors on an empty batch, an empty sequence, a sequence longer than the model's
+    /// positions, or an id outside the vocabulary.
+    pub fn new(
+        seqs: &[Vec<u32>],
+        config: &Config,
+        pooling: Pooling,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let bsz = seqs.len();
+        if bsz == 0 {
+            return Err(TrainError::Config("empty batch".into()));
+        }
+        let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        if seqs.iter().any(Vec::is_empty) {
+            return Err(TrainError::Config(
+                "empty token sequence (every input has at least its special tokens)".into(),
+            ));
+        }
+        if len > config.max_tokens() {
+            return Err(TrainError::Config(format!(
+                "sequence of {len} tokens exceeds the model's {} positions",
+                config.max_tokens()
+            )));
+        }
+        if let Some(&bad) = seqs
+            .iter()
+            .flatten()
+            .find(|&&id| id as usize >= config.vocab)
+        {
+            return Err(TrainError::Config(format!(
+                "token id {bad} outside the vocabulary of {}",
+                config.vocab
+            )));
+        }
+        let off = config.position_offset();
+        let pad_pos = off.saturating_sub(1);
+        let mut ids = Vec::with_capacity(bsz * len);
+        let mut pos = Vec::with_capacity(bsz * len);
+        let mut mask = Vec::with_capacity(bsz * len);
+        let mut pool = Vec::with_capacity(bsz * len);
+        let mut tokens = 0;
+        for s in seqs {
+            let n = s.len();
+            tokens += n;
+            for i in 0..len {
+                let real = i < n;
+                ids.push(if real { s[i] } else { config.pad_id } as i64);
+                pos.push(if real { off + i } else { pad_pos } as i64);
+                mask.push(if real { 0.0f32 } else { MASK_NEG });
+                pool.push(match pooling {
+                    Pooling::Mean if real => 1.0 / n as f32,
+                    Pooling::Cls if i == 0 => 1.0,
+                    _ => 0.0,
+                });
+            }
+        }
+        let t = bsz * len;
+        Ok(TokenBatch {
+            batch: bsz,
+            len,
+            tokens,
+            ids: Tensor::from_data(TensorData::new(ids, [t]), device),
+            positions: Tensor::from_data(TensorData::new(pos, [t]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [bsz, 1, 1, len]), device),
+            pool: Tensor::from_data(TensorData::new(pool, [bsz, len, 1]), device),
+        })
+    }
+}
+
+/// Whether backend `B`'s fused GELU is the exact erf form with an exact backward pass.
+fn fused_gelu_is_exact<B: Backend>() -> bool {
+    let t = TypeId::of::<B>();
+    t == TypeId::of::<burn::backend::Flex>()
+        || t == TypeId::of::<burn::backend::Autodiff<burn::backend::Flex>>()
+}
+
+/// `0.5 x (1 + erf(x / sqrt 2))`.
+fn gelu_erf<B: Backend>(x: Tensor<B, 2>, fused: bool) -> Tensor<B, 2> {
+    if fused {
+        activation::gelu(x)
+    } else {
+        (x.clone() * (x / std::f64::consts::SQRT_2).erf().add_scalar(1.0)).mul_scalar(0.5)
+    }
+}
+
+fn tensor2<B: Backend>(data: &[f32], rows: usize, cols: usize, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(data.to_vec(), [rows, cols]), device)
+}
+
+fn tensor1<B: Backend>(data: &[f32], device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(data.to_vec(), [data.len()]), device)
+}
+
+/// Hands out the fixed parameter ids.
+struct Ids(u64);
+
+impl Ids {
+    fn param<B: Backend, const D: usize>(&mut self, t: Tensor<B, D>) -> Param<Tensor<B, D>> {
+        self.0 += 1;
+        Param::initialized(ParamId::from(self.0), t.require_grad())
+    }
+}
+
+/// Row-major `[rows, cols]` to `[cols, rows]`.
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+fn read<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> Vec<f32> {
+    p.val()
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 tensor data")
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Builds the encoder from engine weights, with E5 settings (mean pooling, normalised);
+    /// see [`Encoder::with_settings`]. Every parameter requires gradients.
+    pub fn from_weights(config: &Config, weights: &Weights, device: &B::Device) -> Result<Self> {
+        check_weights(config, weights)?;
+        let h = config.hidden;
+        let mut ids = Ids(0);
+        // The order of `ids.param` calls is `tensor_specs` order.
+        let word = ids.param(tensor2(&weights.word, config.vocab, h, device));
+        let pos = ids.param(tensor2(&weights.pos, config.max_pos, h, device));
+        let typ = ids.param(tensor2(&weights.typ, config.type_vocab, h, device));
+        let norm = |ids: &mut Ids, n: &Norm| LayerNormP {
+            w: ids.param(tensor1(&n.w, device)),
+            b: ids.param(tensor1(&n.b, device)),
+        };
+        let emb_ln = norm(&mut ids, &weights.emb_ln);
+        let dense = |ids: &mut Ids, l: &Linear| Dense {
+            w: ids.param(tensor2(
+                &transpose(&l.w, l.out, l.inp),
+                l.inp,
+                l.out,
+                device,
+            )),
+            b: ids.param(tensor1(&l.b, device)),
+        };
+        let mut layers = Vec::with_capacity(config.layers);
+        for l in &weights.layers {
+            let q = dense(&mut ids, &l.q);
+            let k = dense(&mut ids, &l.k);
+            let v = dense(&mut ids, &l.v);
+            let ao = dense(&mut ids, &l.ao);
+            let aln = norm(&mut ids, &l.aln);
+            let fi = dense(&mut ids, &l.fi);
+            let fo = dense(&mut ids, &l.fo);
+            let oln = norm(&mut ids, &l.oln);
+            layers.push(EncoderLayer {
+                q,
+                k,
+                v,
+                ao,
+                aln,
+                fi,
+                fo,
+                oln,
+            });
+        }
+        debug_assert_eq!(ids.0 as usize, tensor_specs(config).len());
+        Ok(Encoder {
+            word,
+            pos,
+            typ,
+            emb_ln,
+            layers,
+            meta: EncoderMeta {
+                config: config.clone(),
+                pooling: Pooling::Mean,
+                normalize: true,
+                fused_gelu: fused_gelu_is_exact::<B>(),
+            },
+        })
+    }
+
+    /// Sets pooling and normalisation from a model's encoding settings.
+    pub fn with_settings(mut self, settings: &EncodeSettings) -> Self {
+        self.meta.pooling = settings.pooling;
+        self.meta.normalize = settings.normalize;
+        self
+    }
+
+    /// The weights, in the engine's layout (an exact copy of the parameters).
+    pub fn to_weights(&self) -> Weights {
+        let dense = |d: &Dense<B>| {
+            let w = read(&d.w);
+            let [inp, out] = d.w.val().dims();
+            Linear {
+                out,
+                inp,
+                w: transpose(&w, inp, out),
+                b: read(&d.b),
+            }
+        };
+        let norm = |n: &LayerNormP<B>| Norm {
+            w: read(&n.w),
+            b: read(&n.b),
+        };
+        Weights {
+            word: read(&self.word),
+            pos: read(&self.pos),
+            typ: read(&self.typ),
+            emb_ln: norm(&self.emb_ln),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    q: dense(&l.q),
+                    k: dense(&l.k),
+                    v: dense(&l.v),
+                    ao: dense(&l.ao),
+                    aln: norm(&l.aln),
+                    fi: dense(&l.fi),
+                    fo: dense(&l.fo),
+                    oln: norm(&l.oln),
+                })
+                .collect(),
+        }
+    }
+
+    /// Freezes (or unfreezes) the word embeddings: they get no gradient and no update.
+    pub fn freeze_word_embeddings(mut self, frozen: bool) -> Self {
+        self.word = self.word.set_require_grad(!frozen);
+        self
+    }
+
+    /// A padded batch of `seqs` for this encoder.
+    pub fn batch(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<TokenBatch<B>> {
+        TokenBatch::new(seqs, &self.meta.config, self.meta.pooling, device)
+    }
+
+    /// Token states `[batch * len, hidden]` after the last layer.
+    pub fn hidden_states(&self, batch: &TokenBatch<B>) -> Tensor<B, 2> {
+        let c = &self.meta.config;
+        let (h, eps) = (c.hidden, c.layer_norm_eps);
+        let word = self.word.val().select(0, batch.ids.clone());
+        let pos = self.pos.val().select(0, batch.positions.clone());
+        let typ = self.typ.val().slice(s![0..1, ..]);
+        let mut x = self.emb_ln.forward(word + pos + typ, eps);
+        let (bsz, len, heads) = (batch.batch, batch.len, c.heads);
+        let d = c.head_dim();
+        let scale = 1.0 / (d as f64).sqrt();
+        let split = |t: Tensor<B, 2>| t.reshape([bsz, len, heads, d]).swap_dims(1, 2);
+        for l in &self.layers {
+            let q = split(l.q.forward(x.clone()));
+            let k = split(l.k.forward(x.clone()));
+            let v = split(l.v.forward(x.clone()));
+            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + batch.mask.clone();
+            let p = activation::softmax(scores, 3);
+            let ctx = p.matmul(v).swap_dims(1, 2).reshape([bsz * len, h]);
+            x = l.aln.forward(l.ao.forward(ctx) + x, eps);
+            let f = gelu_erf(l.fi.forward(x.clone()), self.meta.fused_gelu);
+            x = l.oln.forward(l.fo.forward(f) + x, eps);
+        }
+        x
+    }
+
+    /// Pooled (and, per the settings, L2-normalised) embeddings `[batch, hidden]`.
+    pub fn forward(&self, batch: &TokenBatch<B>) -> Tensor<B, 2> {
+        let h = self.meta.config.hidden;
+        let x = self
+            .hidden_states(batch)
+            .reshape([batch.batch, batch.len, h]);
+        let pooled: Tensor<B, 2> = (x * batch.pool.clone())
+            .sum_dim(1)
+            .reshape([batch.batch, h]);
+        if self.meta.normalize {
+            l2_normalize(pooled)
+        } else {
+            pooled
+        }
+    }
+
+    /// Embeds token sequences (with special tokens) in one padded batch; returns
+    /// `[seqs.len(), hidden]` row-major.
+    pub fn embed_ids(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<Vec<f32>> {
+        let batch = self.batch(seqs, device)?;
+        Ok(self
+            .forward(&batch)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 tensor data"))
+    }
+
+    /// Number of scalar parameters.
+    pub fn parameters(&self) -> usize {
+        self.num_params()
+    }
+}
+
+/// `x / max(||x||, 1e-12)` per row.
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+/// Checks every tensor's size against the configuration.
+fn check_weights(c: &Config, w: &Weights) -> Result<()> {
+    let h = c.hidden;
+    let bad = |what: &str, got: usize, want: usize| {
+        Err(TrainError::Config(format!(
+            "weights do not match the configuration: {what} has {got} values, {want} expected"
+        )))
+    };
+    for (what, got, want) in [
+        ("word embeddings", w.word.len(), c.vocab * h),
+        ("position embeddings", w.pos.len(), c.max_pos * h),
+        ("token-type embeddings", w.typ.len(), c.type_vocab * h),
+        (
+            "embedding LayerNorm",
+            w.emb_ln.w.len() + w.emb_ln.b.len(),
+            2 * h,
+        ),
+        ("layer count", w.layers.len(), c.layers),
+    ] {
+        if got != want {
+            return bad(what, got, want);
+        }
+    }
+    for (i, l) in w.layers.iter().enumerate() {
+        for (name, lin, out, inp) in [
+            ("query", &l.q, h, h),
+            ("key", &l.k, h, h),
+            ("value", &l.v, h, h),
+            ("attention output", &l.ao, h, h),
+            ("intermediate", &l.fi, c.ffn, h),
+            ("output", &l.fo, h, c.ffn),
+        ] {
+            if lin.out != out || lin.inp != inp || lin.w.len() != out * inp || lin.b.len() != out {
+                return Err(TrainError::Config(format!(
+                    "weights do not match the configuration: layer {i} {name} is [{}, {}], \
+                     [{out}, {inp}] expected",
+                    lin.out, lin.inp
+                )));
+            }
+        }
+        for (name, n) in [
+            ("attention LayerNorm", &l.aln),
+            ("output LayerNorm", &l.oln),
+        ] {
+            if n.w.len() != h || n.b.len() != h {
+                return bad(&format!("layer {i} {name}"), n.w.len() + n.b.len(), 2 * h);
+            }
+        }
+    }
+    Ok(())
+}

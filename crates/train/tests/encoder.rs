@@ -1,0 +1,112 @@
+//! The burn encoder against the inference engine of `multiret-model`.
+
+mod common;
+
+use burn::backend::{Flex, NdArray};
+use burn::prelude::Backend;
+use multiret_model::config::{Arch, Pooling};
+use multiret_model::{EmbedOptions, Kind, Model, Precision};
+use multiret_train::Encoder;
+
+fn engine(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
+    model
+        .embedder(Precision::F32)
+        .embed_ids(
+            ids,
+            EmbedOptions {
+                batch_size: 64,
+                threads: 1,
+            },
+            &|_| {},
+        )
+        .unwrap()
+}
+
+fn burn_embed<B: Backend>(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
+    let device = B::Device::default();
+    Encoder::<B>::from_weights(&model.config, &model.weights, &device)
+        .unwrap()
+        .with_settings(&model.settings)
+        .embed_ids(ids, &device)
+        .unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn tiny_models_match_the_engine() {
+    let ids = common::random_ids(9, 2, 30, 5);
+    for (arch, pooling, normalize) in [
+        (Arch::Bert, Pooling::Mean, true),
+        (Arch::XlmRoberta, Pooling::Cls, true),
+        (Arch::Bert, Pooling::Cls, false),
+        (Arch::XlmRoberta, Pooling::Mean, false),
+    ] {
+        let mut model = common::tiny_model(arch, pooling, 11);
+        model.settings.normalize = normalize;
+        let want = engine(&model, &ids);
+        for (backend, got) in [
+            ("flex", burn_embed::<Flex>(&model, &ids)),
+            ("ndarray", burn_embed::<NdArray>(&model, &ids)),
+        ] {
+            let d = max_diff(&want, &got);
+            assert!(
+                d < 1e-4,
+                "{backend} {arch:?} {pooling:?} normalize={normalize}: max diff {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn weights_round_trip_exactly() {
+    for arch in [Arch::Bert, Arch::XlmRoberta] {
+        let model = common::tiny_model(arch, Pooling::Mean, 3);
+        let device = Default::default();
+        let enc = Encoder::<Flex>::from_weights(&model.config, &model.weights, &device).unwrap();
+        assert_eq!(enc.to_weights(), model.weights);
+        let n: usize = multiret_model::weights::tensor_specs(&model.config)
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        assert_eq!(enc.parameters(), n);
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let model = common::tiny_model(Arch::Bert, Pooling::Mean, 3);
+    let device = Default::default();
+    let enc = Encoder::<Flex>::from_weights(&model.config, &model.weights, &device).unwrap();
+    assert!(enc.embed_ids(&[], &device).is_err());
+    assert!(enc.embed_ids(&[vec![]], &device).is_err());
+    assert!(enc.embed_ids(&[vec![2, 9999, 3]], &device).is_err());
+    assert!(enc.embed_ids(&[vec![2; 41]], &device).is_err());
+    let mut w = model.weights.clone();
+    w.layers.pop();
+    assert!(Encoder::<Flex>::from_weights(&model.config, &w, &device).is_err());
+}
+
+/// The real multilingual-E5-small: a few sequences, padded together.
+#[test]
+fn e5_small_matches_the_engine() {
+    let model = Model::load("e5-small", &multiret_model::default_cache_dir())
+        .unwrap_or_else(|e| panic!("cannot load the default model e5-small: {e}"));
+    let texts = [
+        "Where is the Eiffel tower?",
+        "Wie hoch ist der Eiffelturm? Er ist 330 Meter hoch und steht in Paris.",
+        "東京タワーはどこにありますか",
+    ];
+    let mut ids = model.tokenize(&texts, Kind::Query).unwrap();
+    ids.extend(model.tokenize(&texts[..1], Kind::Passage).unwrap());
+    let want = engine(&model, &ids);
+    let got = burn_embed::<Flex>(&model, &ids);
+    let d = max_diff(&want, &got);
+    assert!(d < 1e-4, "e5-small: max diff {d}");
+}
