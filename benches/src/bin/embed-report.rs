@@ -17,7 +17,9 @@
 //! type ids are zero; mean pooling over the real tokens and L2 normalisation (in candle
 //! ops for candle). Each engine runs one warm-up batch (the longest), then the whole set is
 //! timed (once per round). `tokens` counts real (unpadded) tokens; `tokens_per_s` is tokens
-//! over the fastest round's seconds.
+//! over the fastest round's seconds. `cpu_seconds` is the CPU time (all threads) the process
+//! used in that round (Linux): on a machine shared with other work, `cpu_seconds / threads`
+//! well below `seconds` says the run was starved of CPU.
 //!
 //! Threads: multiret runs in a rayon pool of `--threads` threads (whole batches spread over
 //! the threads). candle runs in its own CPU pool (`Device::with_context`), which with its GEMM
@@ -100,6 +102,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// Wall seconds and CPU seconds of one timed run.
+type Timing = (f64, Option<f64>);
+
 /// Removes the temporary HF directory when dropped.
 struct TempDir(PathBuf);
 
@@ -152,6 +157,17 @@ fn candle_embed(
         }
     }
     Ok(out)
+}
+
+/// CPU seconds (user + system, all threads) this process has used so far, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Assumes the usual 100 clock ticks a second.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Per-row cosines of two row-major `[n, dim]` sets.
@@ -276,21 +292,23 @@ fn run(a: &Args) -> Result<bool, String> {
         None
     };
     let run_ours = |emb: &Embedder<'_>, imp: &str, ids: &[Vec<u32>]| {
-        pool.install(|| -> Result<(f64, Vec<f32>), String> {
-            let t = Instant::now();
+        pool.install(|| -> Result<(f64, Option<f64>, Vec<f32>), String> {
+            let (t, c) = (Instant::now(), cpu_seconds());
             let out = emb
                 .embed_ids(ids, opts, &|_| {})
                 .map_err(|e| format!("{imp}: {e}"))?;
-            Ok((t.elapsed().as_secs_f64(), out))
+            let cpu = cpu_seconds().zip(c).map(|(b, a)| b - a);
+            Ok((t.elapsed().as_secs_f64(), cpu, out))
         })
     };
     let run_candle = |bert: &BertModel, batches: &[Vec<usize>]| {
         bert.device
-            .with_context(|| -> Result<(f64, Vec<f32>), String> {
-                let t = Instant::now();
+            .with_context(|| -> Result<(f64, Option<f64>, Vec<f32>), String> {
+                let (t, c) = (Instant::now(), cpu_seconds());
                 let out = candle_embed(bert, &ids, batches, pad, dim)
                     .map_err(|e| format!("candle: {e}"))?;
-                Ok((t.elapsed().as_secs_f64(), out))
+                let cpu = cpu_seconds().zip(c).map(|(b, a)| b - a);
+                Ok((t.elapsed().as_secs_f64(), cpu, out))
             })
     };
     let last = batches.last().cloned().unwrap_or_default();
@@ -304,7 +322,7 @@ fn run(a: &Args) -> Result<bool, String> {
     }
 
     // Rounds interleave the engines, so that load from other processes hits them alike.
-    let mut secs: Vec<(&str, Vec<f64>)> = Vec::new();
+    let mut secs: Vec<(&str, Vec<Timing>)> = Vec::new();
     let mut outs: Vec<(&str, Vec<f32>)> = Vec::new();
     for r in 0..a.rounds {
         for imp in IMPLS {
@@ -314,15 +332,16 @@ fn run(a: &Args) -> Result<bool, String> {
                 _ => bert.as_ref().map(|b| run_candle(b, &batches)),
             };
             let Some(res) = res else { continue };
-            let (t, out) = res?;
+            let (t, cpu, out) = res?;
             eprintln!(
-                "round {}: {imp}: {t:.3} s, {:.1} tokens/s",
+                "round {}: {imp}: {t:.3} s, {:.1} tokens/s, {} CPU s",
                 r + 1,
-                tokens as f64 / t
+                tokens as f64 / t,
+                cpu.map_or("?".into(), |c| format!("{c:.2}"))
             );
             match secs.iter_mut().find(|(i, _)| *i == imp) {
-                Some((_, v)) => v.push(t),
-                None => secs.push((imp, vec![t])),
+                Some((_, v)) => v.push((t, cpu)),
+                None => secs.push((imp, vec![(t, cpu)])),
             }
             if r == 0 {
                 outs.push((imp, out));
@@ -336,11 +355,18 @@ fn run(a: &Args) -> Result<bool, String> {
     let mut ok = true;
     let mut tps: Vec<(&str, f64)> = Vec::new();
     for (imp, times) in &secs {
-        let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let &(best, best_cpu) = times
+            .iter()
+            .min_by(|x, y| x.0.total_cmp(&y.0))
+            .expect("at least one round");
         let mut line = report(imp, a, n, tokens, best);
+        if let Some(c) = best_cpu {
+            line["cpu_seconds"] = json!(round(c, 2));
+        }
         if a.rounds > 1 {
             line["rounds"] = json!(a.rounds);
-            line["seconds_all"] = json!(times.iter().map(|&t| round(t, 3)).collect::<Vec<_>>());
+            line["seconds_all"] =
+                json!(times.iter().map(|&(t, _)| round(t, 3)).collect::<Vec<_>>());
         }
         if let (Some(o), Some(f), true) =
             (out_of(imp), out_of("multiret-f32"), *imp != "multiret-f32")

@@ -108,6 +108,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "TEXT")]
     pub passage_prefix: Option<String>,
 
+    /// Weight precision of the model: `f32` or `bf16` (AMX / AVX-512 BF16 where available).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    pub precision: String,
+
     /// No prefixes (for models trained without them); overridden by the two options above.
     #[arg(long)]
     pub no_prefixes: bool,
@@ -161,7 +165,7 @@ pub fn run(
     encoder_factory: &dyn Fn(&str) -> anyhow::Result<Box<dyn Encoder>>,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let config = args.config();
+    let mut config = args.config();
     let spec = resolve_dataset(args.dataset.as_deref(), &args.data_dir)?;
     let dataset = load_dataset(&spec, args.split.as_deref())?;
     let load_s = start.elapsed().as_secs_f64();
@@ -192,12 +196,25 @@ pub fn run(
                 .with_context(|| format!("loading model `{model_spec}`"))?,
         }),
     };
+    // The model's own prefixes apply unless the user chose some.
+    let user_prefixes =
+        args.no_prefixes || args.query_prefix.is_some() || args.passage_prefix.is_some();
+    if let (false, Some(p)) = (user_prefixes, encoder.as_deref().and_then(|e| e.prefixes())) {
+        config.prefixes = p;
+    }
     let source = match (&args.embeddings, encoder.as_deref()) {
         (Some(dir), _) => EmbeddingSource::Files(dir),
         (None, Some(e)) => EmbeddingSource::Model(e),
         (None, None) => anyhow::bail!("no model and no --embeddings"),
     };
-    let mut report = run_evaluation(&dataset, source, args.model.as_deref(), &config)?;
+    // The report names the model by its spec (and precision); the encoder's own name, which
+    // also fingerprints the weights, keys the embedding cache.
+    let label = match (&args.embeddings, args.model.as_deref()) {
+        (Some(_), m) => m.map(str::to_string),
+        (None, _) if args.precision == "f32" => Some(model_spec.to_string()),
+        (None, _) => Some(format!("{model_spec} ({})", args.precision)),
+    };
+    let mut report = run_evaluation(&dataset, source, label.as_deref(), &config)?;
     let timing = report.timing_mut();
     timing.load_s = load_s;
     timing.total_s = start.elapsed().as_secs_f64();

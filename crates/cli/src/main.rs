@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod eval;
 mod model_cmd;
 mod progress;
 mod sample;
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Draw training batches (X-X-mono, X-Y, mixed, hybrid) and print them as JSON lines.
     Sample(sample::SampleArgs),
+    /// Evaluate a model on XQuAD-R, MLQA-R, a BEIR-style corpus or the built-in sample.
+    Eval(eval::EvalArgs),
     /// Embed texts (one per line, or JSONL) into an f32 .npy.
     Embed(model_cmd::EmbedArgs),
     /// Fetch or convert models.
@@ -36,6 +39,21 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sample(args) => sample::run(&args),
+        Command::Eval(args) => {
+            let cache = args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(multiret_model::default_cache_dir);
+            eval::run(&args, &|spec| {
+                let enc = model_cmd::ModelEncoder::load(
+                    spec,
+                    &cache,
+                    &args.precision,
+                    args.batch_size as usize,
+                )?;
+                Ok(Box::new(enc))
+            })
+        }
         Command::Embed(args) => model_cmd::run_embed(&args),
         Command::Model(cmd) => model_cmd::run_model(&cmd),
     }

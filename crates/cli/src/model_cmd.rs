@@ -201,3 +201,105 @@ pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A loaded model as the evaluation's [`multiret_eval::Encoder`].
+pub struct ModelEncoder {
+    name: String,
+    model: Model,
+    encoder: multiret_model::Encoder,
+    batch_size: usize,
+}
+
+impl ModelEncoder {
+    /// Loads `spec` for evaluation at `precision` (`f32` or `bf16`).
+    pub fn load(
+        spec: &str,
+        cache: &Path,
+        precision: &str,
+        batch_size: usize,
+    ) -> anyhow::Result<Self> {
+        let model = Model::load(spec, cache)?;
+        let precision = match precision {
+            "bf16" => Precision::Bf16,
+            _ => Precision::F32,
+        };
+        let encoder = multiret_model::Encoder::new(&model.config, &model.weights, precision);
+        let fingerprint = fingerprint(spec, cache);
+        let name = format!("{spec} [{precision:?}, {fingerprint}]");
+        Ok(ModelEncoder {
+            name,
+            model,
+            encoder,
+            batch_size,
+        })
+    }
+}
+
+/// Identifies the weights behind a spec (a built-in's package, or a path's size and mtime), so
+/// that the embedding cache never mixes two versions of one path.
+fn fingerprint(spec: &str, cache: &Path) -> String {
+    let path = match multiret_model::resolve(spec, cache) {
+        Ok(p) if p.is_dir() => p.join("model.safetensors"),
+        Ok(p) => p,
+        Err(_) => return "unknown".into(),
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) => {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{} bytes, mtime {mtime}", m.len())
+        }
+        Err(_) => "unknown".into(),
+    }
+}
+
+impl multiret_eval::Encoder for ModelEncoder {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn dim(&self) -> usize {
+        self.model.config.hidden
+    }
+
+    fn prefixes(&self) -> Option<multiret_eval::Prefixes> {
+        let p = &self.model.settings.prefixes;
+        Some(multiret_eval::Prefixes {
+            query: p.query.clone(),
+            passage: p.passage.clone(),
+        })
+    }
+
+    fn encode(
+        &self,
+        texts: &[String],
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<f32>, multiret_eval::BoxError> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = self
+            .model
+            .tokenizer
+            .encode_batch(&refs, self.model.config.max_tokens())?;
+        // Chunks keep progress reports on this thread (the callback is not Sync); each chunk
+        // is still sorted by length and spread over the threads.
+        let opts = EmbedOptions {
+            batch_size: self.batch_size,
+            threads: 0,
+        };
+        let mut emb = Vec::with_capacity(ids.len() * self.dim());
+        for chunk in ids.chunks(4096) {
+            emb.extend(multiret_model::embed_ids_with(
+                &self.encoder,
+                &self.model.settings,
+                chunk,
+                opts,
+                &|_| {},
+            )?);
+            progress(chunk.len());
+        }
+        Ok(emb)
+    }
+}

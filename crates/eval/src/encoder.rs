@@ -23,6 +23,12 @@ pub trait Encoder: Sync {
     /// called with the number of texts finished since its last call (it is optional).
     fn encode(&self, texts: &[String], progress: &dyn Fn(usize)) -> Result<Vec<f32>, BoxError>;
 
+    /// The prefixes this model was trained with, used when the user names none (the E5
+    /// prefixes otherwise).
+    fn prefixes(&self) -> Option<Prefixes> {
+        None
+    }
+
     /// Embeds text pairs `(text, context)`, as a cross-segment input (`[CLS] a [SEP] b [SEP]`),
     /// for `--candidates context`. The default fails: most retrieval models take one text.
     fn encode_pairs(

@@ -9,7 +9,8 @@
 //! The crate is `#![no_std]`. Features:
 //! - `alloc`: everything that needs scratch memory (GEMM packing, top-k);
 //! - `std` (default): run-time CPU-feature detection and multi-threaded drivers (rayon);
-//! - `cuda`: reserved for GPU kernels.
+//! - `cuda`: GPU kernels (the `cuda` module: cuBLAS GEMM, NVRTC-compiled softmax, LayerNorm,
+//!   GELU, L2 and top-k), loaded dynamically: nothing CUDA is needed to build.
 //!
 //! Without `std`, the ISA is chosen from the compile-time target features.
 //!

@@ -24,6 +24,8 @@ pub mod e5s1;
 pub mod encoder;
 mod error;
 pub mod fetch;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 mod model;
 pub mod tokenizer;
 pub mod weights;
@@ -32,6 +34,8 @@ pub use config::{Arch, Config, EncodeSettings, Pooling, Prefixes};
 pub use encoder::{Encoder, Precision};
 pub use error::{ModelError, Result};
 pub use fetch::default_cache_dir;
-pub use model::{resolve, EmbedOptions, Embedder, Kind, Model};
+#[cfg(feature = "cuda")]
+pub use gpu::{GpuEmbedder, GpuEncoder};
+pub use model::{embed_ids_with, resolve, EmbedOptions, Embedder, Kind, Model};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;

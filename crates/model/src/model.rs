@@ -227,49 +227,63 @@ impl Embedder<'_> {
         opts: EmbedOptions,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<f32>> {
-        let dim = self.dim();
-        let n = ids.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| (ids[i].len(), i));
-        let bs = opts.batch_size.max(1);
-        let batches: Vec<&[usize]> = order.chunks(bs).collect();
-        let threads = if opts.threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            opts.threads
-        };
-        let s = &self.model.settings;
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let run = |batch: &[usize], par: Par| -> Result<Vec<f32>> {
-            let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
-            let out = self.encoder.forward(&seqs, s.pooling, s.normalize, par)?;
-            let d = done.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed) + batch.len();
-            progress(d);
-            Ok(out)
-        };
-        // Many batches: one per thread at a time; few: threads inside each batch.
-        let results: Vec<Vec<f32>> = if batches.len() >= threads && threads > 1 {
-            batches
-                .par_iter()
-                .with_max_len(1)
-                .map(|b| run(b, Par::Seq))
-                .collect::<Result<_>>()?
-        } else {
-            let par = if threads > 1 {
-                Par::Threads(threads)
-            } else {
-                Par::Seq
-            };
-            batches.iter().map(|b| run(b, par)).collect::<Result<_>>()?
-        };
-        let mut out = vec![0.0f32; n * dim];
-        for (batch, res) in batches.iter().zip(&results) {
-            for (j, &i) in batch.iter().enumerate() {
-                out[i * dim..(i + 1) * dim].copy_from_slice(&res[j * dim..(j + 1) * dim]);
-            }
-        }
-        Ok(out)
+        embed_ids_with(&self.encoder, &self.model.settings, ids, opts, progress)
     }
+}
+
+/// Embeds token id sequences with an engine and encoding settings: sorted by length, padded per
+/// batch, run in parallel (one batch per thread when there are enough batches, threads inside
+/// each batch otherwise); row `i` of the result is sequence `i`. `progress` gets the number of
+/// sequences done so far.
+pub fn embed_ids_with(
+    encoder: &Encoder,
+    settings: &EncodeSettings,
+    ids: &[Vec<u32>],
+    opts: EmbedOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<f32>> {
+    let dim = encoder.config().hidden;
+    let n = ids.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (ids[i].len(), i));
+    let bs = opts.batch_size.max(1);
+    let batches: Vec<&[usize]> = order.chunks(bs).collect();
+    let threads = if opts.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        opts.threads
+    };
+    let s = settings;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let run = |batch: &[usize], par: Par| -> Result<Vec<f32>> {
+        let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
+        let out = encoder.forward(&seqs, s.pooling, s.normalize, par)?;
+        let d = done.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed) + batch.len();
+        progress(d);
+        Ok(out)
+    };
+    // Many batches: one per thread at a time; few: threads inside each batch.
+    let results: Vec<Vec<f32>> = if batches.len() >= threads && threads > 1 {
+        batches
+            .par_iter()
+            .with_max_len(1)
+            .map(|b| run(b, Par::Seq))
+            .collect::<Result<_>>()?
+    } else {
+        let par = if threads > 1 {
+            Par::Threads(threads)
+        } else {
+            Par::Seq
+        };
+        batches.iter().map(|b| run(b, par)).collect::<Result<_>>()?
+    };
+    let mut out = vec![0.0f32; n * dim];
+    for (batch, res) in batches.iter().zip(&results) {
+        for (j, &i) in batch.iter().enumerate() {
+            out[i * dim..(i + 1) * dim].copy_from_slice(&res[j * dim..(j + 1) * dim]);
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves a model spec to the path it will be loaded from (fetching a built-in).

@@ -1,7 +1,7 @@
 //! Training throughput on this machine: e5-small on MLQA-R, hybrid batches.
 //!
 //! ```sh
-//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [flex|ndarray] [freeze]
+//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [freeze]
 //! ```
 //!
 //! Prints one line per step (loss, lr, tokens/s) and the mean tokens/s without the first step
@@ -13,12 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let steps: u64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(6);
     let batch: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(32);
-    let device = match args.get(2).map(String::as_str) {
-        Some("ndarray") => DeviceChoice::CpuNdarray,
-        Some("flex") | None => DeviceChoice::CpuFlex,
-        Some(other) => return Err(format!("unknown backend {other}").into()),
-    };
-    let freeze = args.get(3).map(String::as_str) == Some("freeze");
+    let device = DeviceChoice::Cpu;
+    let freeze = args.get(2).map(String::as_str) == Some("freeze");
     let out = std::env::temp_dir().join(format!("multiret-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = TrainConfig::new("e5-small", "mlqa-r", &out);
@@ -47,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .fold((0.0, 0.0), |(t, s), (n, r)| (t + n, s + n / r.max(1e-9)));
     println!(
-        "backend {device:?} batch {batch} freeze {freeze}: {:.0} tokens/s over steps 2..={steps} \
+        "{device:?} batch {batch} freeze {freeze}: {:.0} tokens/s over steps 2..={steps} \
          ({:.0} tokens/s over all; {:.1} s total with loading and checkpoint)",
         tok / secs.max(1e-9),
         summary.tokens_per_s,

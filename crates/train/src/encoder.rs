@@ -413,12 +413,38 @@ impl<B: Backend> Encoder<B> {
         }
     }
 
-    /// Embeds token sequences (with special tokens) in one padded batch; returns
-    /// `[seqs.len(), hidden]` row-major.
+    /// Embeds token sequences (with special tokens): `[seqs.len(), hidden]`, row `i` for
+    /// sequence `i`. The sequences are grouped by length ([`length_buckets`]) so that little
+    /// compute goes to padding; each group is one padded forward pass.
+    pub fn encode(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<Tensor<B, 2>> {
+        if seqs.is_empty() {
+            return Err(TrainError::Config("empty batch".into()));
+        }
+        let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let buckets = length_buckets(&lens, BUCKET_OVERHEAD_TOKENS);
+        if buckets.len() == 1 {
+            return Ok(self.forward(&self.batch(seqs, device)?));
+        }
+        let mut parts = Vec::with_capacity(buckets.len());
+        let mut inverse = vec![0i64; seqs.len()];
+        let mut at = 0;
+        for b in &buckets {
+            let group: Vec<Vec<u32>> = b.iter().map(|&i| seqs[i].clone()).collect();
+            parts.push(self.forward(&self.batch(&group, device)?));
+            for &i in b {
+                inverse[i] = at;
+                at += 1;
+            }
+        }
+        let sorted = Tensor::cat(parts, 0);
+        let n = seqs.len();
+        Ok(sorted.select(0, Tensor::from_data(TensorData::new(inverse, [n]), device)))
+    }
+
+    /// [`Encoder::encode`] to the host: `[seqs.len(), hidden]` row-major.
     pub fn embed_ids(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<Vec<f32>> {
-        let batch = self.batch(seqs, device)?;
         Ok(self
-            .forward(&batch)
+            .encode(seqs, device)?
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
@@ -429,6 +455,43 @@ impl<B: Backend> Encoder<B> {
     pub fn parameters(&self) -> usize {
         self.num_params()
     }
+}
+
+/// The fixed cost of one extra padded forward pass, in tokens, for [`length_buckets`].
+pub const BUCKET_OVERHEAD_TOKENS: usize = 64;
+
+/// Groups sequences of lengths `lens` for padded forward passes: sorts them by decreasing
+/// length (ties by index) and cuts the sorted list into contiguous groups minimising
+/// `Σ (sequences × longest) + overhead × groups`, i.e. padded tokens plus a fixed cost per
+/// pass (an exact dynamic programme). Returns the groups of indices, longest first.
+pub fn length_buckets(lens: &[usize], overhead: usize) -> Vec<Vec<usize>> {
+    let n = lens.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(lens[i]), i));
+    // best[j]: the cost of the first j sorted sequences; cut[j]: where their last group starts.
+    let mut best = vec![0usize; n + 1];
+    let mut cut = vec![0usize; n + 1];
+    for j in 1..=n {
+        let mut b = usize::MAX;
+        for i in 0..j {
+            // The group order[i..j] is padded to its first (longest) length.
+            let c = best[i] + (j - i) * lens[order[i]] + overhead;
+            if c < b {
+                b = c;
+                cut[j] = i;
+            }
+        }
+        best[j] = b;
+    }
+    let mut groups = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        let i = cut[j];
+        groups.push(order[i..j].to_vec());
+        j = i;
+    }
+    groups.reverse();
+    groups
 }
 
 /// `x / max(||x||, 1e-12)` per row.

@@ -45,8 +45,8 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(f32, GradientsParams)> {
     if chunks <= 1 {
-        let q = encoder.forward(&encoder.batch(queries, device)?);
-        let d = encoder.forward(&encoder.batch(passages, device)?);
+        let q = encoder.encode(queries, device)?;
+        let d = encoder.encode(passages, device)?;
         let l = info_nce(q, d, loss.temperature, loss.symmetric);
         let value = scalar(l.clone());
         let grads = GradientsParams::from_grads(l.backward(), encoder);
@@ -58,7 +58,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     let embed = |parts: &[&[Vec<u32>]]| -> Result<Tensor<B::InnerBackend, 2>> {
         let mut out = Vec::with_capacity(parts.len());
         for p in parts {
-            out.push(inner.forward(&inner.batch(p, device)?));
+            out.push(inner.encode(p, device)?);
         }
         Ok(Tensor::cat(out, 0))
     };
@@ -79,7 +79,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     for (parts, g) in [(&q_parts, gq), (&d_parts, gd)] {
         let mut start = 0;
         for p in parts.iter() {
-            let emb = encoder.forward(&encoder.batch(p, device)?);
+            let emb = encoder.encode(p, device)?;
             let gc = Tensor::<B, 2>::from_inner(g.clone().narrow(0, start, p.len()));
             start += p.len();
             let surrogate = (emb * gc).sum();
@@ -98,8 +98,8 @@ pub fn loss_only<B: Backend>(
     loss: LossConfig,
     device: &B::Device,
 ) -> Result<f32> {
-    let q = encoder.forward(&encoder.batch(queries, device)?);
-    let d = encoder.forward(&encoder.batch(passages, device)?);
+    let q = encoder.encode(queries, device)?;
+    let d = encoder.encode(passages, device)?;
     Ok(scalar(info_nce(q, d, loss.temperature, loss.symmetric)))
 }
 

@@ -27,30 +27,11 @@ use crate::step::{loss_and_grads, loss_only, LossConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceChoice {
-    /// The CPU, on the default CPU backend ([`CpuBackend::default`]).
+    /// The CPU (burn-flex).
     #[default]
     Cpu,
-    /// The CPU on burn-flex.
-    CpuFlex,
-    /// The CPU on burn-ndarray.
-    CpuNdarray,
     /// CUDA device `n` (needs the `cuda` feature).
     Cuda(usize),
-}
-
-/// The CPU backends this crate is built with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuBackend {
-    /// burn-flex (gemm-based matrix products; exact erf GELU op).
-    Flex,
-    /// burn-ndarray (matrixmultiply).
-    NdArray,
-}
-
-impl Default for CpuBackend {
-    fn default() -> Self {
-        CpuBackend::Flex
-    }
 }
 
 /// The evaluation hook: called once on the final checkpoint with (checkpoint directory,
@@ -676,12 +657,7 @@ pub fn train(cfg: &TrainConfig, eval: Option<&mut EvalHook<'_>>) -> Result<Train
     }
     let go = move || -> Result<TrainSummary> {
         match cfg.device {
-            DeviceChoice::Cpu => match CpuBackend::default() {
-                CpuBackend::Flex => run::<crate::FlexTrain>(cfg, &Default::default()),
-                CpuBackend::NdArray => run::<crate::NdArrayTrain>(cfg, &Default::default()),
-            },
-            DeviceChoice::CpuFlex => run::<crate::FlexTrain>(cfg, &Default::default()),
-            DeviceChoice::CpuNdarray => run::<crate::NdArrayTrain>(cfg, &Default::default()),
+            DeviceChoice::Cpu => run::<crate::FlexTrain>(cfg, &Default::default()),
             DeviceChoice::Cuda(_i) => {
                 #[cfg(feature = "cuda")]
                 {

@@ -359,7 +359,14 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
             let a = &a;
             let direct = direct.as_ref().filter(|d| d.padded_k || kc % K::KPAD == 0);
             // Split the tiles: by strips of A when there are enough, else by strips of B.
-            let split_m = m_strips >= parts_wanted || m_strips >= n_strips;
+            // Split the dimension whose strips divide more evenly among the parts (the
+            // largest part's share of its dimension is what the parallel loop waits for);
+            // prefer rows on a tie (each part then packs only its own A strips).
+            let share = |strips: usize| {
+                let p = parts_wanted.min(strips).max(1);
+                strips.div_ceil(p) as f64 / strips as f64
+            };
+            let split_m = share(m_strips) <= share(n_strips);
             let parts = if split_m {
                 parts_wanted.min(m_strips)
             } else {

@@ -1,0 +1,98 @@
+//! Small deterministic checks of the scalar paths, sized for Miri
+//! (`cargo +nightly miri test -p multiret-kernels --test miri`): the packing, strided views,
+//! edge tiles and the parallel split exercise the crate's unsafe code.
+
+mod common;
+
+use common::rand_vec;
+use multiret_kernels::gemm::{gemm_bf16_with, gemm_f32_with, Epilogue};
+use multiret_kernels::norm::{l2_normalize_rows_with, layer_norm_rows_with};
+use multiret_kernels::softmax::softmax_rows_with;
+use multiret_kernels::{bf16, reference, Isa, MatMut, MatRef, Par};
+
+#[test]
+fn scalar_gemm_small_shapes() {
+    for &(m, k, n) in &[(1, 1, 1), (5, 3, 7), (9, 6, 5)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true)] {
+            let a = rand_vec(m * k, 1);
+            let b = rand_vec(k * n, 2);
+            let (am, bm) = (
+                if ta {
+                    MatRef::new(&a, m, k, 1, m).unwrap()
+                } else {
+                    MatRef::row_major(&a, m, k).unwrap()
+                },
+                if tb {
+                    MatRef::new(&b, k, n, 1, k).unwrap()
+                } else {
+                    MatRef::row_major(&b, k, n).unwrap()
+                },
+            );
+            let mut c = vec![0.5f32; m * (n + 1)];
+            let bias = rand_vec(n, 3);
+            let cm = MatMut::new(&mut c, m, n, n + 1, 1).unwrap();
+            gemm_f32_with(
+                Isa::Scalar,
+                1.0,
+                am,
+                bm,
+                2.0,
+                cm,
+                Epilogue::BiasGelu(&bias),
+                Par::Threads(2),
+            )
+            .unwrap();
+            let want = reference::gemm(
+                m,
+                k,
+                n,
+                1.0,
+                |i, p| *am.get(i, p) as f64,
+                |p, j| *bm.get(p, j) as f64,
+                2.0,
+                |_, _| 0.5,
+                Some(&bias),
+                true,
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    assert!((c[i * (n + 1) + j] as f64 - want[i * n + j]).abs() < 1e-4);
+                }
+                assert_eq!(c[i * (n + 1) + n], 0.5, "padding column untouched");
+            }
+            let ab: Vec<bf16> = a.iter().map(|&x| bf16::from_f32(x)).collect();
+            let bb: Vec<bf16> = b.iter().map(|&x| bf16::from_f32(x)).collect();
+            let mut c2 = vec![0.0f32; m * n];
+            gemm_bf16_with(
+                Isa::Scalar,
+                1.0,
+                MatRef::row_major(&ab, m, k).unwrap(),
+                MatRef::row_major(&bb, k, n).unwrap(),
+                0.0,
+                MatMut::row_major(&mut c2, m, n).unwrap(),
+                Epilogue::None,
+                Par::Seq,
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn scalar_rows() {
+    let mut x = rand_vec(3 * 5, 4);
+    softmax_rows_with(
+        Isa::Scalar,
+        &mut x,
+        5,
+        0.5,
+        Some(&[0.0, f32::NEG_INFINITY, 0.0, 0.0, 0.0]),
+    )
+    .unwrap();
+    for row in x.chunks(5) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6 && row[1] == 0.0);
+    }
+    let mut y = rand_vec(2 * 6, 5);
+    layer_norm_rows_with(Isa::Scalar, &mut y, None, &[1.0; 6], &[0.0; 6], 1e-5).unwrap();
+    l2_normalize_rows_with(Isa::Scalar, &mut y, 6).unwrap();
+}

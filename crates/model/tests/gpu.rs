@@ -1,0 +1,390 @@
+//! The encoder on the GPU (feature `cuda`) against the CPU engine and the reference fixtures.
+//!
+//! Every test first asks [`gpu::available`]; without a usable GPU it prints `skipping: <reason>`
+//! and passes. With one:
+//! - tiny random models (BERT and XLM-R positions, mean and CLS pooling, normalised or not,
+//!   padded batches, singly, and with the attention in chunks): GPU vs CPU engine, max abs
+//!   difference `< 1e-4` in f32 and `< 2e-2` in bf16;
+//! - [`multiret_model::GpuEmbedder`] keeps the input order (length-sorted batching);
+//! - the real `e5-small` on `me5-small-embeddings.json` (path in `MULTIRET_FIXTURES`, default
+//!   `../shared/fixtures/` beside the repository), in padded batches: cosine to the fixture
+//!   embeddings `> 0.9999` in f32 and `> 0.999` in bf16, and close to the CPU engine. The model
+//!   comes from `Model::load("e5-small", default_cache_dir())` (`MULTIRET_CACHE`); the test
+//!   fails with the load error when it cannot be had.
+#![cfg(feature = "cuda")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use multiret_kernels::Par;
+use multiret_model::e5s1::BinVocab;
+use multiret_model::gpu::{self, Gpu};
+use multiret_model::weights::{Layer, Linear, Norm};
+use multiret_model::{
+    Arch, Config, EmbedOptions, EncodeSettings, Encoder, GpuEncoder, Model, ModelError, Pooling,
+    Precision, Tokenizer, Weights,
+};
+use serde_json::Value;
+
+/// The GPU, or `None` after printing why there is none. A GPU that is there but cannot be
+/// opened fails the test.
+fn gpu() -> Option<Arc<Gpu>> {
+    if let Err(reason) = gpu::available() {
+        println!("skipping: {reason}");
+        return None;
+    }
+    match gpu::open_gpu(0) {
+        Ok(g) => {
+            println!("{}", g.describe());
+            Some(g)
+        }
+        Err(e) => panic!("CUDA is available but opening the GPU failed: {e}"),
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next() + 1.0) * 0.5 * n as f32) as usize).min(n - 1)
+    }
+}
+
+fn tiny_config(arch: Arch) -> Config {
+    Config {
+        arch,
+        hidden: 64,
+        layers: 2,
+        heads: 4,
+        ffn: 96,
+        vocab: 40,
+        max_pos: 34,
+        type_vocab: 2,
+        layer_norm_eps: 1e-12,
+        pad_id: 1,
+    }
+}
+
+fn tiny_weights(c: &Config, seed: u64) -> Weights {
+    let mut r = Rng(seed | 1);
+    let h = c.hidden;
+    let lin = |out: usize, inp: usize, r: &mut Rng| Linear {
+        out,
+        inp,
+        w: r.vec(out * inp, 0.3),
+        b: r.vec(out, 0.1),
+    };
+    let norm = |r: &mut Rng| Norm {
+        w: r.vec(h, 0.2).iter().map(|v| 1.0 + v).collect(),
+        b: r.vec(h, 0.1),
+    };
+    let layers = (0..c.layers)
+        .map(|_| Layer {
+            q: lin(h, h, &mut r),
+            k: lin(h, h, &mut r),
+            v: lin(h, h, &mut r),
+            ao: lin(h, h, &mut r),
+            aln: norm(&mut r),
+            fi: lin(c.ffn, h, &mut r),
+            fo: lin(h, c.ffn, &mut r),
+            oln: norm(&mut r),
+        })
+        .collect();
+    Weights {
+        word: r.vec(c.vocab * h, 1.0),
+        pos: r.vec(c.max_pos * h, 0.5),
+        typ: r.vec(c.type_vocab * h, 0.5),
+        emb_ln: norm(&mut r),
+        layers,
+    }
+}
+
+fn tiny_vocab(c: &Config) -> BinVocab {
+    let mut pieces: Vec<String> = ["<s>", "<pad>", "</s>", "<unk>", "▁"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for w in [
+        "▁the", "▁tower", "▁where", "▁is", "▁a", "b", "c", "▁ab", "?", "é",
+    ] {
+        pieces.push(w.to_string());
+    }
+    while pieces.len() < c.vocab {
+        pieces.push(format!("▁w{}", pieces.len()));
+    }
+    let scores = (0..pieces.len()).map(|i| -(i as f32) * 0.1 - 1.0).collect();
+    BinVocab {
+        pieces,
+        scores,
+        bos: 0,
+        eos: 2,
+        pad: 1,
+        unk: 3,
+        norm: vec![],
+    }
+}
+
+/// Random sequences `<s> ... </s>` of 1..=max tokens (a 1-token sequence included).
+fn random_batch(n: usize, max: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut r = Rng(seed | 1);
+    (0..n)
+        .map(|i| {
+            let len = if i == 0 { 1 } else { 1 + r.below(max) };
+            (0..len).map(|_| r.below(vocab) as u32).collect()
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(
+            0.0f32,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        )
+}
+
+fn tolerance(p: Precision) -> f32 {
+    match p {
+        Precision::F32 => 1e-4,
+        Precision::Bf16 => 2e-2,
+    }
+}
+
+#[test]
+fn tiny_models_match_the_cpu_engine() {
+    let Some(g) = gpu() else { return };
+    let fixed: Vec<Vec<u32>> = vec![
+        vec![0, 5, 6, 7, 2],
+        vec![0, 9, 2],
+        (0..32)
+            .map(|i| if i == 0 { 0 } else { 4 + i % 36 })
+            .collect(),
+        vec![0, 2],
+    ];
+    for arch in [Arch::Bert, Arch::XlmRoberta] {
+        let c = tiny_config(arch);
+        let w = tiny_weights(&c, 42);
+        let random = random_batch(37, c.max_tokens(), c.vocab, 9);
+        for precision in [Precision::F32, Precision::Bf16] {
+            let cpu = Encoder::new(&c, &w, precision);
+            let mut enc = GpuEncoder::new(g.clone(), &c, &w, precision).unwrap();
+            let tol = tolerance(precision);
+            for pooling in [Pooling::Mean, Pooling::Cls] {
+                for normalize in [true, false] {
+                    for (name, seqs) in [("fixed", &fixed), ("random", &random)] {
+                        let want = cpu.forward(seqs, pooling, normalize, Par::Seq).unwrap();
+                        for max_scores in [usize::MAX, 5 * c.heads * 32 * 32, 1] {
+                            enc.set_max_score_elems(max_scores);
+                            let got = enc.forward(seqs, pooling, normalize).unwrap();
+                            let err = max_abs_diff(&got, &want);
+                            assert!(
+                                err < tol,
+                                "{arch:?} {precision:?} {pooling:?} normalize={normalize} \
+                                 {name} max_scores={max_scores}: max abs diff {err}"
+                            );
+                        }
+                        enc.set_max_score_elems(usize::MAX);
+                        for (i, s) in seqs.iter().enumerate().take(6) {
+                            let one = enc
+                                .forward(std::slice::from_ref(s), pooling, normalize)
+                                .unwrap();
+                            let want1 = &want[i * c.hidden..(i + 1) * c.hidden];
+                            let err = max_abs_diff(&one, want1);
+                            assert!(
+                                err < tol,
+                                "{arch:?} {precision:?} {pooling:?} {name} single {i}: {err}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let Some(g) = gpu() else { return };
+    let c = tiny_config(Arch::Bert);
+    let w = tiny_weights(&c, 1);
+    let enc = GpuEncoder::new(g.clone(), &c, &w, Precision::F32).unwrap();
+    for bad in [vec![vec![]], vec![vec![0, 99, 2]], vec![vec![4; 40]]] {
+        assert!(matches!(
+            enc.forward(&bad, Pooling::Mean, true),
+            Err(ModelError::Input(_))
+        ));
+    }
+    assert!(enc.forward(&[], Pooling::Mean, true).unwrap().is_empty());
+    let mut short = w.clone();
+    short.pos.truncate(10);
+    assert!(matches!(
+        GpuEncoder::new(g, &c, &short, Precision::F32),
+        Err(ModelError::Input(_))
+    ));
+}
+
+#[test]
+fn gpu_embedder_keeps_the_input_order() {
+    let Some(g) = gpu() else { return };
+    let c = tiny_config(Arch::XlmRoberta);
+    let model = Model {
+        name: "tiny".into(),
+        config: c.clone(),
+        settings: EncodeSettings::e5(),
+        tokenizer: Tokenizer::from_bin(&tiny_vocab(&c)).unwrap(),
+        weights: tiny_weights(&c, 3),
+    };
+    let ids = random_batch(101, c.max_tokens(), c.vocab, 17);
+    for precision in [Precision::F32, Precision::Bf16] {
+        let want = model
+            .embedder(precision)
+            .embed_ids(
+                &ids,
+                EmbedOptions {
+                    batch_size: 8,
+                    threads: 1,
+                },
+                &|_| {},
+            )
+            .unwrap();
+        let emb = model.gpu_embedder_on(g.clone(), precision).unwrap();
+        assert_eq!(emb.dim(), c.hidden);
+        let last = std::cell::Cell::new(0);
+        let got = emb.embed_ids(&ids, 7, &|d| last.set(d)).unwrap();
+        assert_eq!(last.get(), ids.len(), "progress reaches the total");
+        let err = max_abs_diff(&got, &want);
+        assert!(err < tolerance(precision), "{precision:?}: {err}");
+        // Texts go through the tokenizer and the prefix, as on the CPU.
+        let texts = ["where is the tower?", "a b c", "é"];
+        let kind = multiret_model::Kind::Query;
+        let want = model
+            .embedder(precision)
+            .embed(&texts, kind, EmbedOptions::default(), &|_| {})
+            .unwrap();
+        let got = emb.embed(&texts, kind, 2, &|_| {}).unwrap();
+        assert!(max_abs_diff(&got, &want) < tolerance(precision));
+    }
+}
+
+fn fixtures_path() -> PathBuf {
+    match std::env::var_os("MULTIRET_FIXTURES").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/me5-small-embeddings.json"
+        )),
+    }
+}
+
+struct Row {
+    text: String,
+    ids: Vec<u32>,
+    emb: Vec<f32>,
+}
+
+fn rows() -> Vec<Row> {
+    let p = fixtures_path();
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!(
+            "fixture {} missing ({e}); set MULTIRET_FIXTURES to me5-small-embeddings.json",
+            p.display()
+        )
+    });
+    let v: Value = serde_json::from_str(&text).expect("fixture JSON");
+    let nums = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_f64().expect("number"))
+            .collect()
+    };
+    v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| Row {
+            text: r["text"].as_str().expect("text").to_string(),
+            ids: nums(&r["ids"]).iter().map(|&x| x as u32).collect(),
+            emb: nums(&r["embedding"]).iter().map(|&x| x as f32).collect(),
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn real_model_matches_the_fixtures_and_the_cpu() {
+    let Some(g) = gpu() else { return };
+    let cache = multiret_model::default_cache_dir();
+    let model = Model::load("e5-small", &cache).unwrap_or_else(|e| {
+        panic!(
+            "cannot load the default model e5-small from {} (set MULTIRET_CACHE to a directory \
+             holding e5-small/model.bin and e5-small/tokenizer.json): {e}",
+            cache.display()
+        )
+    });
+    let rows = rows();
+    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
+    let dim = model.config.hidden;
+    let s = &model.settings;
+    for (precision, min_cos) in [(Precision::F32, 0.9999), (Precision::Bf16, 0.999)] {
+        let emb = model.gpu_embedder_on(g.clone(), precision).unwrap();
+        // Everything as one padded batch (512 positions), in input order; length-sorted
+        // batches of 8; singly.
+        let all = emb.encoder().forward(&ids, s.pooling, s.normalize).unwrap();
+        let sorted8 = emb.embed_ids(&ids, 8, &|_| {}).unwrap();
+        let single: Vec<f32> = ids
+            .iter()
+            .flat_map(|x| {
+                emb.encoder()
+                    .forward(std::slice::from_ref(x), s.pooling, s.normalize)
+                    .unwrap()
+            })
+            .collect();
+        let mut worst = 1.0f64;
+        for (i, r) in rows.iter().enumerate() {
+            for (what, got) in [("all", &all), ("sorted8", &sorted8), ("single", &single)] {
+                let c = cosine(&got[i * dim..(i + 1) * dim], &r.emb);
+                worst = worst.min(c);
+                assert!(
+                    c > min_cos,
+                    "{precision:?} {what}: cosine {c} for {:?}",
+                    r.text
+                );
+            }
+        }
+        let cpu = model
+            .embedder(precision)
+            .embed_ids(
+                &ids,
+                EmbedOptions {
+                    batch_size: 8,
+                    threads: 0,
+                },
+                &|_| {},
+            )
+            .unwrap();
+        let err = max_abs_diff(&sorted8, &cpu);
+        println!("{precision:?}: worst cosine to the fixtures {worst:.7}, max |GPU - CPU| {err:e}");
+        assert!(
+            err < tolerance(precision),
+            "{precision:?}: GPU vs CPU max abs diff {err}"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! The training loop on a tiny model: determinism, resume, checkpoints, validation.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use multiret_model::{EmbedOptions, Kind, Model, Precision};
+use multiret_train::checkpoint::{self, write_dir_atomic};
+use multiret_train::{train, Encoder, FlexTrain, SamplerKind, TrainConfig, TrainError};
+
+fn config(model: &Path, data: &Path, out: &Path) -> TrainConfig {
+    let mut c = TrainConfig::new(model.to_str().unwrap(), data.to_str().unwrap(), out);
+    c.sampler = SamplerKind::Hybrid { alpha: 0.5 };
+    c.batch_size = 4;
+    c.steps = 4;
+    c.lr = 1e-3;
+    c.warmup = Some(1);
+    c.seed = 3;
+    c
+}
+
+struct Fixture {
+    dir: PathBuf,
+    model: PathBuf,
+    data: PathBuf,
+}
+
+fn fixture(tag: &str, negatives: usize) -> Fixture {
+    let dir = common::temp_dir(tag);
+    let model = common::tiny_model_dir(1);
+    let data = common::tiny_corpus(&dir, 16, &["de", "en", "fr"], negatives);
+    Fixture { dir, model, data }
+}
+
+fn weights_bytes(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model.safetensors")).unwrap()
+}
+
+#[test]
+fn same_seed_same_losses() {
+    let f = fixture("det", 1);
+    let mut runs = Vec::new();
+    for (i, seed) in [3, 3, 4].into_iter().enumerate() {
+        let mut c = config(&f.model, &f.data, &f.dir.join(format!("run{i}")));
+        c.steps = 3;
+        c.seed = seed;
+        c.max_negatives = Some(1);
+        let s = train(&c, None).unwrap();
+        assert_eq!(s.steps, 3);
+        runs.push(common::losses(&c.out));
+    }
+    assert_eq!(runs[0].len(), 3);
+    assert_eq!(runs[0], runs[1], "same seed, same losses");
+    assert_ne!(runs[0], runs[2], "another seed draws other batches");
+    assert_eq!(
+        weights_bytes(&f.dir.join("run0/checkpoint")),
+        weights_bytes(&f.dir.join("run1/checkpoint"))
+    );
+}
+
+#[test]
+fn resume_continues_bit_for_bit() {
+    let f = fixture("resume", 2);
+    // The whole run, with a resumable checkpoint after step 2.
+    let full = f.dir.join("full");
+    let mut c = config(&f.model, &f.data, &full);
+    c.checkpoint_every = Some(2);
+    c.max_negatives = Some(1);
+    c.symmetric = true;
+    c.accumulate = 2;
+    train(&c, None).unwrap();
+    let all = common::losses(&full);
+    assert_eq!(all.len(), 4);
+    assert!(full.join("checkpoint-2").join("optimizer.mpk").is_file());
+
+    // An interrupted run: its checkpoint after step 2 and a log that went on to step 3
+    // (written after that checkpoint, so resuming drops it).
+    let part = f.dir.join("part");
+    std::fs::create_dir_all(&part).unwrap();
+    let ck = part.join("checkpoint-2");
+    std::fs::create_dir_all(&ck).unwrap();
+    for e in std::fs::read_dir(full.join("checkpoint-2")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), ck.join(e.file_name())).unwrap();
+    }
+    let log = std::fs::read_to_string(full.join("log.jsonl")).unwrap();
+    let three: Vec<&str> = log.lines().take(3).collect();
+    std::fs::write(
+        part.join("log.jsonl"),
+        three.join("\n") + "\n{\"step\":4,\"lo",
+    )
+    .unwrap();
+
+    let mut r = c.clone();
+    r.out = part.clone();
+    r.resume = true;
+    let s = train(&r, None).unwrap();
+    assert_eq!(s.resumed_from, Some(2));
+    assert_eq!(common::losses(&part), all, "2 + resume 2 = 4");
+    assert_eq!(
+        weights_bytes(&part.join("checkpoint")),
+        weights_bytes(&full.join("checkpoint")),
+        "identical final weights"
+    );
+
+    // A finished run resumes to nothing; other settings are refused.
+    let again = train(&r, None).unwrap();
+    assert!(again.already_finished);
+    let mut other = r.clone();
+    other.lr = 2e-3;
+    let e = train(&other, None).unwrap_err();
+    assert!(e.to_string().contains("lr"), "{e}");
+    // Without --resume, an existing run is not overwritten.
+    let mut fresh = c.clone();
+    fresh.out = part;
+    assert!(matches!(train(&fresh, None), Err(TrainError::Config(_))));
+}
+
+#[test]
+fn checkpoint_is_an_hf_directory_the_engine_loads() {
+    let f = fixture("ckpt", 0);
+    let out = f.dir.join("run");
+    let mut c = config(&f.model, &f.data, &out);
+    c.steps = 2;
+    c.freeze_embeddings = true;
+    train(&c, None).unwrap();
+    let ck = out.join("checkpoint");
+    for name in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "multiret.json",
+    ] {
+        assert!(ck.join(name).is_file(), "{name}");
+    }
+    let trained = Model::load(ck.to_str().unwrap(), Path::new("/nonexistent")).unwrap();
+    let base = Model::load_hf_dir(&f.model).unwrap();
+    assert_ne!(
+        trained.weights.layers, base.weights.layers,
+        "training moved the weights"
+    );
+    assert_eq!(
+        trained.weights.word, base.weights.word,
+        "frozen word embeddings"
+    );
+    assert_eq!(trained.settings, base.settings);
+
+    // The engine and the burn encoder agree on the checkpoint's weights.
+    let texts = ["w1 w2 w3", "w4 w5", "w6 w7 w8 w9 w10 w11"];
+    let ids = trained.tokenize(&texts, Kind::Passage).unwrap();
+    let engine = trained
+        .embedder(Precision::F32)
+        .embed_ids(&ids, EmbedOptions::default(), &|_| {})
+        .unwrap();
+    let device = Default::default();
+    let ours = Encoder::<FlexTrain>::from_weights(&trained.config, &trained.weights, &device)
+        .unwrap()
+        .with_settings(&trained.settings)
+        .embed_ids(&ids, &device)
+        .unwrap();
+    let d = engine
+        .iter()
+        .zip(&ours)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d < 1e-4, "{d}");
+
+    // The log has the documented fields.
+    for line in common::read_log(&out) {
+        for key in [
+            "step",
+            "loss",
+            "lr",
+            "tokens_per_s",
+            "tokens",
+            "grad_norm",
+            "kind",
+        ] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+}
+
+#[test]
+fn interrupted_writes_leave_no_corrupt_checkpoint() {
+    let dir = common::temp_dir("atomic");
+    let dest = dir.join("checkpoint");
+    write_dir_atomic(&dest, |tmp| checkpoint::write_file(tmp, "a", b"old")).unwrap();
+    // A write that fails half-way leaves the old directory and no temporary one.
+    let failed = write_dir_atomic(&dest, |tmp| {
+        checkpoint::write_file(tmp, "a", b"new")?;
+        Err(TrainError::Config("disk full".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"old");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // A successful one replaces it whole.
+    write_dir_atomic(&dest, |tmp| checkpoint::write_file(tmp, "b", b"new")).unwrap();
+    assert!(!dest.join("a").exists());
+    assert_eq!(std::fs::read(dest.join("b")).unwrap(), b"new");
+
+    // What a killed process leaves: a temporary directory, and a set-aside old directory
+    // whose replacement never arrived.
+    let tmp = dir.join(".checkpoint-2.tmp-999-0");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("model.safetensors"), b"trunc").unwrap();
+    let old = dir.join(".best.old-999-1");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("x"), b"1").unwrap();
+    assert!(checkpoint::periodic_checkpoints(&dir).is_empty());
+    let touched = checkpoint::recover(&dir).unwrap();
+    assert_eq!(touched.len(), 2);
+    assert!(!tmp.exists());
+    assert_eq!(std::fs::read(dir.join("best").join("x")).unwrap(), b"1");
+}
+
+#[test]
+fn a_run_ignores_and_cleans_leftover_temporaries() {
+    let f = fixture("leftover", 0);
+    let out = f.dir.join("run");
+    let mut c = config(&f.model, &f.data, &out);
+    c.steps = 2;
+    c.checkpoint_every = Some(1);
+    train(&c, None).unwrap();
+    // A crash while writing checkpoint-2 of a longer run: a partial temporary directory.
+    let junk = out.join(".checkpoint-2.tmp-1-1");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("trainer_state.json"), b"{").unwrap();
+    std::fs::remove_dir_all(out.join("checkpoint")).unwrap();
+    let mut r = c.clone();
+    r.resume = true;
+    let s = train(&r, None).unwrap();
+    assert_eq!(s.resumed_from, Some(1));
+    assert!(s.recovered.contains(&junk));
+    assert!(!junk.exists());
+    assert_eq!(common::losses(&out).len(), 2);
+}
+
+#[test]
+fn validation_and_early_stopping() {
+    let f = fixture("val", 0);
+    let out = f.dir.join("run");
+    let mut c = config(&f.model, &f.data, &out);
+    c.steps = 6;
+    c.lr = 0.0; // the validation loss never improves after the first validation
+    c.val_groups = 6;
+    c.eval_every = Some(1);
+    c.patience = Some(1);
+    let s = train(&c, None).unwrap();
+    assert!(s.stopped_early);
+    assert_eq!(s.steps, 2);
+    assert_eq!(s.best_val.map(|(_, step)| step), Some(1));
+    let log = common::read_log(&out);
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|l| l["val_loss"].as_f64().is_some()));
+    assert_eq!(log[0]["val_loss"], log[1]["val_loss"]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("checkpoint").join("trainer_state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["weights_step"], 1);
+    assert_eq!(
+        weights_bytes(&out.join("checkpoint")),
+        weights_bytes(&out.join("best"))
+    );
+    // Held-out groups cannot cover the whole corpus.
+    let mut too_many = config(&f.model, &f.data, &f.dir.join("run2"));
+    too_many.val_groups = 16;
+    assert!(train(&too_many, None).is_err());
+}
+
+#[test]
+fn eval_hook_runs_on_the_final_checkpoint() {
+    let f = fixture("eval", 0);
+    let out = f.dir.join("run");
+    let mut c = config(&f.model, &f.data, &out);
+    c.steps = 1;
+    c.eval = Some("xquad-r".into());
+    assert!(train(&c, None).is_err(), "no hook, no evaluation");
+    let mut seen = Vec::new();
+    let mut hook = |ck: &Path, name: &str, report: &Path| -> Result<(), String> {
+        seen.push((ck.to_path_buf(), name.to_string()));
+        std::fs::write(report, b"{}").map_err(|e| e.to_string())
+    };
+    let s = train(&c, Some(&mut hook)).unwrap();
+    assert_eq!(seen, vec![(out.join("checkpoint"), "xquad-r".to_string())]);
+    assert_eq!(s.eval_report, Some(out.join("eval.json")));
+    assert!(out.join("eval.json").is_file());
+}
+
+#[test]
+fn hard_negatives_join_the_batch() {
+    let f = fixture("negs", 3);
+    let model = Model::load_hf_dir(&f.model).unwrap();
+    let (corpora, _) = multiret_sampler::load_train(
+        f.data.to_str().unwrap(),
+        Path::new("."),
+        &Default::default(),
+    )
+    .unwrap();
+    let mut sampler = multiret_sampler::Sampler::new(
+        &corpora,
+        multiret_sampler::SamplerConfig::new(SamplerKind::Cross, 4, 1),
+    )
+    .unwrap();
+    let batch = sampler.next_batch();
+    let mut rng =
+        <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+    for (max, want) in [(None, 4 + 12), (Some(1), 4 + 4), (Some(0), 4)] {
+        let tb = multiret_train::tokenize_batch(
+            &model,
+            &corpora[0],
+            &batch.pairs,
+            batch.kind,
+            16,
+            max,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(tb.queries.len(), 4);
+        assert_eq!(tb.passages.len(), want);
+        // The prefixes are part of the text: "query : ..." -> [CLS] query : ... [SEP].
+        assert!(tb.queries.iter().all(|q| q[1] == 4 && q[2] == 6));
+        assert!(tb.passages.iter().all(|p| p[1] == 5 && p.len() <= 16));
+    }
+}
