@@ -105,6 +105,16 @@ impl From<PrecisionArg> for Precision {
     }
 }
 
+/// Where `multiret embed` runs the encoder.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// The CPU engine (`--threads` threads).
+    #[default]
+    Cpu,
+    /// CUDA device 0 (a build with `--features cuda`; CUDA is loaded at run time).
+    Cuda,
+}
+
 /// `multiret embed`.
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
@@ -126,10 +136,13 @@ pub struct EmbedArgs {
     /// Weight precision.
     #[arg(long, value_enum, default_value_t)]
     pub precision: PrecisionArg,
-    /// Sequences per batch.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Threads (0: all cores).
+    /// Where the encoder runs.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceArg,
+    /// Sequences per batch (default: 32 on the CPU, 128 on the GPU).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Threads for tokenising and, on the CPU, encoding (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     #[command(flatten)]
@@ -163,114 +176,200 @@ pub fn read_texts(path: &Path, jsonl: bool) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The message when `--device cuda` is asked of a build without the `cuda` feature.
+pub const NO_CUDA: &str = "this build has no CUDA support; rebuild with --features cuda";
+
+/// Runs `f` in `pool` when there is one, else in the current (global) pool.
+fn in_pool<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
 /// Runs `multiret embed`.
 pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
+    if args.device == DeviceArg::Cuda && !cfg!(feature = "cuda") {
+        bail!(NO_CUDA);
+    }
     let texts = read_texts(&args.input, args.jsonl)?;
     let model = Model::load(&args.model, &args.cache.dir())?;
-    let embedder = model.embedder(args.precision.into());
     let kind = match args.kind {
         KindArg::Query => Kind::Query,
         KindArg::Passage => Kind::Passage,
     };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let bar = progress::bar(refs.len() as u64, "embedding");
-    let start = std::time::Instant::now();
-    let opts = EmbedOptions {
-        batch_size: args.batch_size,
-        threads: args.threads,
-    };
-    let run = || embedder.embed(&refs, kind, opts, &|done| bar.set_position(done as u64));
-    let emb = if args.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .build()?
-            .install(run)?
+    let pool = if args.threads > 0 {
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(args.threads)
+                .build()?,
+        )
     } else {
-        run()?
+        None
+    };
+    let bar = progress::bar(refs.len() as u64, "embedding");
+    let progress = |done: usize| bar.set_position(done as u64);
+    let precision: Precision = args.precision.into();
+    let (emb, run) = match args.device {
+        DeviceArg::Cpu => {
+            let embedder = model.embedder(precision);
+            let opts = EmbedOptions {
+                batch_size: args.batch_size.unwrap_or(32),
+                threads: args.threads,
+            };
+            let start = std::time::Instant::now();
+            in_pool(pool.as_ref(), || -> anyhow::Result<_> {
+                let ids = model.tokenize(&refs, kind)?;
+                let tokens: usize = ids.iter().map(Vec::len).sum();
+                let emb = embedder.embed_ids(&ids, opts, &progress)?;
+                Ok((emb, (tokens, start.elapsed().as_secs_f64())))
+            })?
+        }
+        DeviceArg::Cuda => embed_cuda(
+            &model,
+            &refs,
+            kind,
+            precision,
+            args.batch_size.unwrap_or(128),
+            pool.as_ref(),
+            &progress,
+        )?,
     };
     bar.finish_and_clear();
-    let dim = embedder.dim();
+    let (tokens, secs) = run;
+    let dim = model.config.hidden;
     let m = Matrix::new(refs.len(), dim, emb)?;
     write_npy_f32(&args.output, &m)?;
+    let n = refs.len();
+    let secs_nz = secs.max(1e-9);
     eprintln!(
-        "embedded {} texts ({} x {dim}) in {:.2} s -> {}",
-        refs.len(),
-        refs.len(),
-        start.elapsed().as_secs_f64(),
+        "embedded {n} texts ({tokens} tokens, {n} x {dim}) in {secs:.2} s: {:.1} texts/s, {:.0} \
+         tokens/s -> {}",
+        n as f64 / secs_nz,
+        tokens as f64 / secs_nz,
         args.output.display()
     );
     Ok(())
 }
 
-/// A loaded model as the evaluation's [`multiret_eval::Encoder`].
+/// Tokenises (in `pool`) and embeds on CUDA device 0; returns the embeddings and (tokens,
+/// seconds), timed from after the weights are on the device.
+#[cfg(feature = "cuda")]
+fn embed_cuda(
+    model: &Model,
+    refs: &[&str],
+    kind: Kind,
+    precision: Precision,
+    batch_size: usize,
+    pool: Option<&rayon::ThreadPool>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> anyhow::Result<(Vec<f32>, (usize, f64))> {
+    let embedder = model
+        .gpu_embedder(precision)
+        .context("opening the GPU (--device cuda)")?;
+    eprintln!("device: {}", embedder.encoder().gpu().describe());
+    let start = std::time::Instant::now();
+    in_pool(pool, || -> anyhow::Result<_> {
+        let ids = model.tokenize(refs, kind)?;
+        let tokens: usize = ids.iter().map(Vec::len).sum();
+        let emb = embedder.embed_ids(&ids, batch_size, progress)?;
+        Ok((emb, (tokens, start.elapsed().as_secs_f64())))
+    })
+}
+
+/// Without the `cuda` feature: the error [`NO_CUDA`].
+#[cfg(not(feature = "cuda"))]
+fn embed_cuda(
+    _model: &Model,
+    _refs: &[&str],
+    _kind: Kind,
+    _precision: Precision,
+    _batch_size: usize,
+    _pool: Option<&rayon::ThreadPool>,
+    _progress: &(dyn Fn(usize) + Sync),
+) -> anyhow::Result<(Vec<f32>, (usize, f64))> {
+    bail!(NO_CUDA)
+}
+
+/// A loaded model as the evaluation's encoder (`multiret eval`): the CPU engine, texts taken
+/// as given (the evaluation adds the prefixes).
 pub struct ModelEncoder {
-    name: String,
     model: Model,
     encoder: multiret_model::Encoder,
+    precision: Precision,
     batch_size: usize,
+    fingerprint: u64,
 }
 
 impl ModelEncoder {
-    /// Loads `spec` for evaluation at `precision` (`f32` or `bf16`).
+    /// Loads a model spec at a precision (`f32` or `bf16`); `batch_size` sequences per engine
+    /// batch.
     pub fn load(
         spec: &str,
         cache: &Path,
         precision: &str,
         batch_size: usize,
     ) -> anyhow::Result<Self> {
+        let precision: Precision = match precision {
+            "f32" => PrecisionArg::F32,
+            "bf16" => PrecisionArg::Bf16,
+            other => bail!("unknown precision {other:?}: use f32 or bf16"),
+        }
+        .into();
         let model = Model::load(spec, cache)?;
-        let precision = match precision {
-            "bf16" => Precision::Bf16,
-            _ => Precision::F32,
-        };
         let encoder = multiret_model::Encoder::new(&model.config, &model.weights, precision);
-        let fingerprint = fingerprint(spec, cache);
-        let name = format!("{spec} [{precision:?}, {fingerprint}]");
+        let fingerprint = weights_fingerprint(&model.weights);
         Ok(ModelEncoder {
-            name,
             model,
             encoder,
-            batch_size,
+            precision,
+            batch_size: batch_size.max(1),
+            fingerprint,
         })
     }
 }
 
-/// Identifies the weights behind a spec (a built-in's package, or a path's size and mtime), so
-/// that the embedding cache never mixes two versions of one path.
-fn fingerprint(spec: &str, cache: &Path) -> String {
-    let path = match multiret_model::resolve(spec, cache) {
-        Ok(p) if p.is_dir() => p.join("model.safetensors"),
-        Ok(p) => p,
-        Err(_) => return "unknown".into(),
-    };
-    match std::fs::metadata(&path) {
-        Ok(m) => {
-            let mtime = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{} bytes, mtime {mtime}", m.len())
+/// FNV-1a over the bits of every weight: two models share it only with identical weights.
+fn weights_fingerprint(w: &multiret_model::Weights) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: &[f32]| {
+        for x in v {
+            h = (h ^ u64::from(x.to_bits())).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        Err(_) => "unknown".into(),
+    };
+    eat(&w.word);
+    eat(&w.pos);
+    eat(&w.typ);
+    eat(&w.emb_ln.w);
+    eat(&w.emb_ln.b);
+    for l in &w.layers {
+        for lin in [&l.q, &l.k, &l.v, &l.ao, &l.fi, &l.fo] {
+            eat(&lin.w);
+            eat(&lin.b);
+        }
+        for n in [&l.aln, &l.oln] {
+            eat(&n.w);
+            eat(&n.b);
+        }
     }
+    h
 }
 
-impl multiret_eval::Encoder for ModelEncoder {
+impl multiret_eval::encoder::Encoder for ModelEncoder {
     fn name(&self) -> String {
-        self.name.clone()
+        let p = match self.precision {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        };
+        format!(
+            "{} [{p}, weights {:016x}]",
+            self.model.name, self.fingerprint
+        )
     }
 
     fn dim(&self) -> usize {
         self.model.config.hidden
-    }
-
-    fn prefixes(&self) -> Option<multiret_eval::Prefixes> {
-        let p = &self.model.settings.prefixes;
-        Some(multiret_eval::Prefixes {
-            query: p.query.clone(),
-            passage: p.passage.clone(),
-        })
     }
 
     fn encode(
@@ -283,23 +382,26 @@ impl multiret_eval::Encoder for ModelEncoder {
             .model
             .tokenizer
             .encode_batch(&refs, self.model.config.max_tokens())?;
-        // Chunks keep progress reports on this thread (the callback is not Sync); each chunk
-        // is still sorted by length and spread over the threads.
         let opts = EmbedOptions {
             batch_size: self.batch_size,
             threads: 0,
         };
-        let mut emb = Vec::with_capacity(ids.len() * self.dim());
-        for chunk in ids.chunks(4096) {
-            emb.extend(multiret_model::embed_ids_with(
-                &self.encoder,
-                &self.model.settings,
-                chunk,
-                opts,
-                &|_| {},
-            )?);
-            progress(chunk.len());
-        }
-        Ok(emb)
+        let out = multiret_model::embed_ids_with(
+            &self.encoder,
+            &self.model.settings,
+            &ids,
+            opts,
+            &|_| {},
+        )?;
+        progress(texts.len());
+        Ok(out)
+    }
+
+    fn prefixes(&self) -> Option<multiret_eval::encoder::Prefixes> {
+        let p = &self.model.settings.prefixes;
+        Some(multiret_eval::encoder::Prefixes {
+            query: p.query.clone(),
+            passage: p.passage.clone(),
+        })
     }
 }

@@ -6,7 +6,6 @@ mod common;
 
 use common::rand_vec;
 use multiret_kernels::gemm::{gemm_bf16_with, gemm_f32_with, Epilogue};
-use multiret_kernels::norm::{l2_normalize_rows_with, layer_norm_rows_with};
 use multiret_kernels::softmax::softmax_rows_with;
 use multiret_kernels::{bf16, reference, Isa, MatMut, MatRef, Par};
 
@@ -92,7 +91,6 @@ fn scalar_rows() {
     for row in x.chunks(5) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6 && row[1] == 0.0);
     }
-    let mut y = rand_vec(2 * 6, 5);
-    layer_norm_rows_with(Isa::Scalar, &mut y, None, &[1.0; 6], &[0.0; 6], 1e-5).unwrap();
-    l2_normalize_rows_with(Isa::Scalar, &mut y, 6).unwrap();
+    // LayerNorm and L2 are left out: libm's sqrt is inline assembly on x86-64, which Miri
+    // cannot run (and their scalar paths hold no unsafe code).
 }

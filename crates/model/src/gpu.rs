@@ -775,16 +775,32 @@ impl<'m> GpuEmbedder<'m> {
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| (ids[i].len(), i));
         let s = &self.model.settings;
+        let eng = &self.encoder.engine;
+        let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+        let prepare = |k: usize| -> Result<Option<HostBatch>> {
+            batches
+                .get(k)
+                .map(|b| {
+                    let seqs: Vec<Vec<u32>> = b.iter().map(|&i| ids[i].clone()).collect();
+                    eng.prepare(&seqs, s.pooling)
+                })
+                .transpose()
+        };
         let mut out = vec![0.0f32; n * dim];
         let mut done = 0;
-        for batch in order.chunks(batch_size.max(1)) {
-            let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
-            let res = self.encoder.forward(&seqs, s.pooling, s.normalize)?;
-            for (j, &i) in batch.iter().enumerate() {
+        let mut cur = prepare(0)?;
+        let mut k = 0;
+        while let Some(hb) = cur.take() {
+            // The host gathers batch k + 1 while the device runs batch k.
+            let (res, next) = rayon::join(|| eng.run(&hb, s.normalize), || prepare(k + 1));
+            let res = res?;
+            for (j, &i) in batches[k].iter().enumerate() {
                 out[i * dim..(i + 1) * dim].copy_from_slice(&res[j * dim..(j + 1) * dim]);
             }
-            done += batch.len();
+            done += batches[k].len();
             progress(done);
+            cur = next?;
+            k += 1;
         }
         Ok(out)
     }
