@@ -386,14 +386,19 @@ impl multiret_eval::encoder::Encoder for ModelEncoder {
             batch_size: self.batch_size,
             threads: 0,
         };
-        let out = multiret_model::embed_ids_with(
-            &self.encoder,
-            &self.model.settings,
-            &ids,
-            opts,
-            &|_| {},
-        )?;
-        progress(texts.len());
+        // Chunks keep progress reports on this thread (the callback is not Sync); each chunk
+        // is still sorted by length and spread over the threads.
+        let mut out = Vec::with_capacity(ids.len() * self.model.config.hidden);
+        for chunk in ids.chunks(4096) {
+            out.extend(multiret_model::embed_ids_with(
+                &self.encoder,
+                &self.model.settings,
+                chunk,
+                opts,
+                &|_| {},
+            )?);
+            progress(chunk.len());
+        }
         Ok(out)
     }
 

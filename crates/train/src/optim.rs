@@ -78,16 +78,20 @@ impl LinearSchedule {
     }
 }
 
-struct NormVisitor<'a> {
+struct NormVisitor<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
-    sq: Vec<f64>,
+    /// Per-tensor norms, summed on the device (one read at the end).
+    sq: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let n: f32 = g.square().sum().into_scalar().elem();
-            self.sq.push(n as f64);
+            let s = g.square().sum();
+            self.sq = Some(match self.sq.take() {
+                Some(acc) => acc + s,
+                None => s,
+            });
         }
     }
 }
@@ -110,12 +114,15 @@ pub fn grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &GradientsParams,
 ) -> f32 {
-    let mut v = NormVisitor {
-        grads,
-        sq: Vec::new(),
-    };
+    let mut v = NormVisitor::<B> { grads, sq: None };
     module.visit(&mut v);
-    v.sq.iter().sum::<f64>().sqrt() as f32
+    match v.sq {
+        Some(sq) => {
+            let total: f32 = sq.into_scalar().elem();
+            total.sqrt()
+        }
+        None => 0.0,
+    }
 }
 
 /// PyTorch's `clip_grad_norm_`: when the global norm exceeds `max_norm`, every gradient is
