@@ -162,7 +162,8 @@ fn default_model_goes_through_the_factory() {
     )
     .unwrap();
     assert_eq!(*seen.borrow(), ["e5-small"]);
-    assert_eq!(read_json(&out)["model"], "ngram:2:32");
+    // The report names the model by its spec (the encoder's name keys the cache).
+    assert_eq!(read_json(&out)["model"], "e5-small");
     // A factory error names the model.
     let e = eval::run(
         &parse(&[
