@@ -6,6 +6,7 @@ mod eval;
 mod model_cmd;
 mod progress;
 mod sample;
+mod train;
 
 /// Multilingual dense retrieval: embed, evaluate, sample hybrid batches, train.
 #[derive(Parser, Debug)]
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Draw training batches (X-X-mono, X-Y, mixed, hybrid) and print them as JSON lines.
     Sample(sample::SampleArgs),
+    /// Fine-tune an encoder with InfoNCE over mono / cross / mixed / hybrid batches.
+    Train(train::TrainArgs),
     /// Evaluate a model on XQuAD-R, MLQA-R, a BEIR-style corpus or the built-in sample.
     Eval(eval::EvalArgs),
     /// Embed texts (one per line, or JSONL) into an f32 .npy.
@@ -55,6 +58,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Embed(args) => model_cmd::run_embed(&args),
+        Command::Train(args) => {
+            // `--eval NAME`: the eval command on the final checkpoint, into DIR/eval.json.
+            let (data_dir, cache) = (args.data_dir.clone(), args.cache_dir.clone());
+            let mut hook = |ckpt: &std::path::Path, dataset: &str, out: &std::path::Path| {
+                let mut argv: Vec<std::ffi::OsString> = vec!["eval".into(), "--quiet".into()];
+                argv.extend(["--model".into(), ckpt.as_os_str().to_owned()]);
+                argv.extend(["--dataset".into(), dataset.into()]);
+                argv.extend(["--data-dir".into(), data_dir.as_os_str().to_owned()]);
+                argv.extend(["--out".into(), out.as_os_str().to_owned()]);
+                argv.extend([
+                    "--markdown".into(),
+                    out.with_extension("md").into_os_string(),
+                ]);
+                let cli = Cli::try_parse_from(std::iter::once("multiret".into()).chain(argv))
+                    .map_err(|e| e.to_string())?;
+                let Command::Eval(mut eval_args) = cli.command else {
+                    unreachable!("parsed as eval")
+                };
+                eval_args.cache_dir = cache.clone();
+                run(Cli {
+                    command: Command::Eval(eval_args),
+                })
+                .map_err(|e| format!("{e:#}"))
+            };
+            train::run_with_eval(&args, Some(&mut hook))
+        }
         Command::Model(cmd) => model_cmd::run_model(&cmd),
     }
 }

@@ -210,21 +210,12 @@ impl TrainArgs {
     }
 }
 
-/// Runs `multiret train`.
+/// Runs `multiret train` without an evaluation hook (`--eval` is refused): the binary passes
+/// its hook through [`run_with_eval`]; this entry serves library-level callers and tests.
+#[allow(dead_code)] // used by crates/train/tests/cli.rs, which includes this file
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    // TODO(issue 6): wire `--eval`. The eval module has no `run_on_checkpoint` yet; once it
-    // does, pass it here:
-    //     run_with_eval(args, Some(&mut |ckpt: &Path, dataset: &str, out: &Path| {
-    //         crate::eval::run_on_checkpoint(ckpt, dataset, out).map_err(|e| format!("{e:#}"))
-    //     }))
-    // (or build `crate::eval::EvalArgs { model: Some(ckpt), dataset: Some(dataset),
-    // out: Some(out), quiet: true, .. }` and call `crate::eval::run` with the model factory).
     if args.eval.is_some() {
-        bail!(
-            "--eval is not available yet in this build (evaluate the final checkpoint with \
-             `multiret eval --model {}`)",
-            args.out.join("checkpoint").display()
-        );
+        bail!("--eval needs the evaluation hook of the `multiret` binary (run_with_eval)");
     }
     run_with_eval(args, None)
 }

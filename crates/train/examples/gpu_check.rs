@@ -12,7 +12,6 @@
 //! Python `transformers`: `examples/check_hf.py`).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::Path;

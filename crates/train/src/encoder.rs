@@ -177,7 +177,7 @@ impl<B: Backend> TokenBatch<B> {
             tokens += n;
             for i in 0..len {
                 let real = i < n;
-                ids.push(if real { s[i] } else { config.pad_id } as i64);
+                ids.push(s.get(i).copied().unwrap_or(config.pad_id) as i64);
                 pos.push(if real { off + i } else { pad_pos } as i64);
                 mask.push(if real { 0.0f32 } else { MASK_NEG });
                 pool.push(match pooling {

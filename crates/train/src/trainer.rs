@@ -699,7 +699,10 @@ fn find_start(cfg: &TrainConfig) -> Result<Start> {
     let out = &cfg.out;
     let final_dir = out.join(FINAL_DIR);
     let periodic = checkpoint::periodic_checkpoints(out);
-    let has_run = out.join("log.jsonl").exists() || !periodic.is_empty() || final_dir.exists();
+    let has_run = out.join("log.jsonl").exists()
+        || !periodic.is_empty()
+        || final_dir.exists()
+        || out.join(BEST_DIR).exists();
     if !cfg.resume {
         if has_run {
             return Err(TrainError::Config(format!(
@@ -889,7 +892,9 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
                 elapsed_s: 0.0,
                 run: cfg.run_key(),
             };
+            // A resumed run with nothing to resume starts over: drop what its first steps left.
             let _ = std::fs::remove_file(out.join("log.jsonl"));
+            let _ = std::fs::remove_dir_all(out.join(BEST_DIR));
             (sampler, state, None)
         }
     };
@@ -980,7 +985,7 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
         last_loss = Some(loss);
 
         let mut val_loss = None;
-        if val_on && (step % eval_interval == 0 || step == cfg.steps) {
+        if val_on && (step.is_multiple_of(eval_interval) || step == cfg.steps) {
             let inner = s.encoder().valid();
             let mut sum = 0.0f64;
             for vb in &val_batches {
@@ -1025,7 +1030,7 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
         ));
 
         let last = step == cfg.steps || s.state.stopped_early;
-        if !last && cfg.checkpoint_every.is_some_and(|k| step % k == 0) {
+        if !last && cfg.checkpoint_every.is_some_and(|k| step.is_multiple_of(k)) {
             s.sync_state();
             s.save(&out.join(format!("{PERIODIC_PREFIX}{step}")), true)?;
             checkpoint::prune(out, cfg.keep_checkpoints)?;
