@@ -6,9 +6,13 @@
 //!
 //! The `.bin`-only tokenizer follows the genuine one (normalise each code point through the
 //! map, collapse runs of spaces, Metaspace with `▁` prepended and words split before `▁`,
-//! Viterbi over the piece scores) but the map inside the file is a lossy copy of the genuine
-//! normaliser: it gives different ids on 54 of the 26,104 XQuAD-R texts and 20 of the 24,733
-//! MLQA-R texts (Arabic and Vietnamese diacritics). Prefer `tokenizer.json` when you have it.
+//! Viterbi over the piece scores), but its map works code point by code point, while the
+//! genuine normaliser also rewrites sequences (it composes decomposed diacritics:
+//! `"Vie\u{302}\u{323}t"` tokenises differently). ../shared/docs/models.md reports 54 differing
+//! texts of 26,104 on XQuAD-R (0.2%) for such a rebuilt tokenizer; measured on the 25,992 texts
+//! `multiret eval --dataset xquad-r` encodes, this one differs on none
+//! (`cargo run --release -p multiret-model --example tokenizer_diff`). Prefer `tokenizer.json`
+//! when you have it: the built-in `e5-small` always pairs the weights with it.
 
 use std::path::Path;
 
