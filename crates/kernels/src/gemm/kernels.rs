@@ -59,7 +59,7 @@ pub(super) fn run_bf16<TA: BfOperand>(
     match effective(isa) {
         #[cfg(target_arch = "x86_64")]
         Isa::Amx => {
-            let prepared = x86::prepare_a_amx(&a);
+            let prepared = x86::prepare_a_amx(&a, par);
             let view = MatRef::new(&prepared.data, a.rows(), a.cols(), prepared.rs, 1)
                 .expect("the prepared buffer holds every row of A");
             let direct = driver::DirectA {
@@ -464,7 +464,10 @@ mod x86 {
 
     /// Copies (and for f32, rounds) A into the AMX layout. On CPUs with AVX-512 BF16 the
     /// conversion uses `vcvtneps2bf16` (round to nearest even; denormals flush to zero).
-    pub(crate) fn prepare_a_amx<T: super::Elem>(a: &crate::MatRef<'_, T>) -> PreparedA {
+    pub(crate) fn prepare_a_amx<T: super::Elem>(
+        a: &crate::MatRef<'_, T>,
+        par: crate::Par,
+    ) -> PreparedA {
         let (m, k) = (a.rows(), a.cols());
         let rs = k.div_ceil(32) * 32;
         let rows = m.div_ceil(32) * 32;
@@ -473,18 +476,40 @@ mod x86 {
         let (ars, acs) = (a.row_stride(), a.col_stride());
         let is_f32 =
             core::any::TypeId::of::<T>() == core::any::TypeId::of::<super::RoundedToBf16>();
-        for i in 0..m {
-            let dst = &mut data[i * rs..i * rs + k];
-            if acs == 1 && is_f32 && crate::Isa::Avx512Bf16.is_supported() {
+        let fast = acs == 1 && is_f32 && crate::Isa::Avx512Bf16.is_supported();
+        let copy = acs == 1 && core::any::TypeId::of::<T>() == core::any::TypeId::of::<bf16>();
+        let fill = |i: usize, dst: &mut [bf16]| {
+            let dst = &mut dst[..k];
+            if fast {
                 let row = &src[i * ars..i * ars + k];
                 // SAFETY: T is RoundedToBf16, repr(transparent) over f32.
                 let row: &[f32] = unsafe { core::slice::from_raw_parts(row.as_ptr().cast(), k) };
-                // SAFETY: the CPU has avx512f and avx512bf16 (checked above).
+                // SAFETY: the CPU has avx512f and avx512bf16 (`fast` checked it).
                 unsafe { cvt_row_bf16(row, dst) };
+            } else if copy {
+                let row = &src[i * ars..i * ars + k];
+                // SAFETY: T is bf16 itself (TypeId above): the cast is the identity.
+                let row: &[bf16] = unsafe { core::slice::from_raw_parts(row.as_ptr().cast(), k) };
+                dst.copy_from_slice(row);
             } else {
                 for (j, d) in dst.iter_mut().enumerate() {
                     *d = src[i * ars + j * acs].to_bf16();
                 }
+            }
+        };
+        if rs > 0 {
+            #[cfg(feature = "std")]
+            if par.degree() > 1 {
+                use rayon::prelude::*;
+                data.par_chunks_mut(rs)
+                    .take(m)
+                    .enumerate()
+                    .for_each(|(i, d)| fill(i, d));
+                return PreparedA { data, rs, rows };
+            }
+            let _ = par;
+            for (i, d) in data.chunks_mut(rs).take(m).enumerate() {
+                fill(i, d);
             }
         }
         PreparedA { data, rs, rows }
