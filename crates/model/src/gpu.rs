@@ -814,7 +814,6 @@ mod tests {
 
     use super::*;
     use crate::config::Arch;
-    use crate::weights::Layer;
     use crate::Encoder;
     use multiret_kernels::Par;
 
@@ -970,9 +969,6 @@ mod tests {
             self.0 ^= self.0 << 17;
             ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         }
-        fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-            (0..n).map(|_| self.next() * scale).collect()
-        }
     }
 
     fn tiny(arch: Arch) -> (Config, Weights) {
@@ -988,37 +984,7 @@ mod tests {
             layer_norm_eps: 1e-12,
             pad_id: 1,
         };
-        let mut r = Rng(77);
-        let h = c.hidden;
-        let lin = |out: usize, inp: usize, r: &mut Rng| Linear {
-            out,
-            inp,
-            w: r.vec(out * inp, 0.3),
-            b: r.vec(out, 0.1),
-        };
-        let norm = |r: &mut Rng| Norm {
-            w: r.vec(h, 0.2).iter().map(|v| 1.0 + v).collect(),
-            b: r.vec(h, 0.1),
-        };
-        let layers = (0..c.layers)
-            .map(|_| Layer {
-                q: lin(h, h, &mut r),
-                k: lin(h, h, &mut r),
-                v: lin(h, h, &mut r),
-                ao: lin(h, h, &mut r),
-                aln: norm(&mut r),
-                fi: lin(c.ffn, h, &mut r),
-                fo: lin(h, c.ffn, &mut r),
-                oln: norm(&mut r),
-            })
-            .collect();
-        let w = Weights {
-            word: r.vec(c.vocab * h, 1.0),
-            pos: r.vec(c.max_pos * h, 0.5),
-            typ: r.vec(c.type_vocab * h, 0.5),
-            emb_ln: norm(&mut r),
-            layers,
-        };
+        let w = Weights::random(&c, 77);
         (c, w)
     }
 

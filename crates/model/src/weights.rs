@@ -185,6 +185,53 @@ impl Weights {
         })
     }
 
+    /// Deterministic small random weights for a configuration (xorshift from `seed | 1`;
+    /// matrices in [-0.3, 0.3), biases in [-0.1, 0.1), LayerNorm gains near 1, embeddings in
+    /// [-1, 1)): tiny models for tests, benchmarks and fuzzing seeds.
+    pub fn random(c: &Config, seed: u64) -> Self {
+        let mut state = seed | 1;
+        let mut vec = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
+                })
+                .collect()
+        };
+        let h = c.hidden;
+        let lin = |out: usize, inp: usize, vec: &mut dyn FnMut(usize, f32) -> Vec<f32>| Linear {
+            out,
+            inp,
+            w: vec(out * inp, 0.3),
+            b: vec(out, 0.1),
+        };
+        let norm = |vec: &mut dyn FnMut(usize, f32) -> Vec<f32>| Norm {
+            w: vec(h, 0.2).iter().map(|v| 1.0 + v).collect(),
+            b: vec(h, 0.1),
+        };
+        let layers = (0..c.layers)
+            .map(|_| Layer {
+                q: lin(h, h, &mut vec),
+                k: lin(h, h, &mut vec),
+                v: lin(h, h, &mut vec),
+                ao: lin(h, h, &mut vec),
+                aln: norm(&mut vec),
+                fi: lin(c.ffn, h, &mut vec),
+                fo: lin(h, c.ffn, &mut vec),
+                oln: norm(&mut vec),
+            })
+            .collect();
+        Weights {
+            word: vec(c.vocab * h, 1.0),
+            pos: vec(c.max_pos * h, 0.5),
+            typ: vec(c.type_vocab * h, 0.5),
+            emb_ln: norm(&mut vec),
+            layers,
+        }
+    }
+
     /// The tensors with their HF names and shapes, in [`tensor_specs`] order.
     pub fn named(&self, c: &Config) -> Vec<(String, Vec<usize>, &[f32])> {
         let mut data: Vec<&[f32]> = vec![

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use multiret_kernels::Par;
 use multiret_model::e5s1::BinVocab;
 use multiret_model::gpu::{self, Gpu};
-use multiret_model::weights::{Layer, Linear, Norm};
 use multiret_model::{
     Arch, Config, EmbedOptions, EncodeSettings, Encoder, GpuEncoder, Model, ModelError, Pooling,
     Precision, Tokenizer, Weights,
@@ -50,9 +49,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
     fn below(&mut self, n: usize) -> usize {
         (((self.next() + 1.0) * 0.5 * n as f32) as usize).min(n - 1)
     }
@@ -74,37 +70,7 @@ fn tiny_config(arch: Arch) -> Config {
 }
 
 fn tiny_weights(c: &Config, seed: u64) -> Weights {
-    let mut r = Rng(seed | 1);
-    let h = c.hidden;
-    let lin = |out: usize, inp: usize, r: &mut Rng| Linear {
-        out,
-        inp,
-        w: r.vec(out * inp, 0.3),
-        b: r.vec(out, 0.1),
-    };
-    let norm = |r: &mut Rng| Norm {
-        w: r.vec(h, 0.2).iter().map(|v| 1.0 + v).collect(),
-        b: r.vec(h, 0.1),
-    };
-    let layers = (0..c.layers)
-        .map(|_| Layer {
-            q: lin(h, h, &mut r),
-            k: lin(h, h, &mut r),
-            v: lin(h, h, &mut r),
-            ao: lin(h, h, &mut r),
-            aln: norm(&mut r),
-            fi: lin(c.ffn, h, &mut r),
-            fo: lin(h, c.ffn, &mut r),
-            oln: norm(&mut r),
-        })
-        .collect();
-    Weights {
-        word: r.vec(c.vocab * h, 1.0),
-        pos: r.vec(c.max_pos * h, 0.5),
-        typ: r.vec(c.type_vocab * h, 0.5),
-        emb_ln: norm(&mut r),
-        layers,
-    }
+    Weights::random(c, seed)
 }
 
 fn tiny_vocab(c: &Config) -> BinVocab {
