@@ -14,6 +14,15 @@ pub fn gelu(x: f64) -> f64 {
     0.5 * x * libm::erfc(-x * core::f64::consts::FRAC_1_SQRT_2)
 }
 
+/// The GELU derivative `Φ(x) + x φ(x)` in f64; 1 at `+inf`, 0 at `-inf`.
+pub fn gelu_grad(x: f64) -> f64 {
+    if x.is_infinite() {
+        return if x > 0.0 { 1.0 } else { 0.0 };
+    }
+    0.5 * libm::erfc(-x * core::f64::consts::FRAC_1_SQRT_2)
+        + x * libm::exp(-0.5 * x * x) * 0.398_942_280_401_432_7
+}
+
 /// `C = epi(alpha * A * B + beta * C)` in f64 (C not read when `beta == 0`), for `m x k` `a`,
 /// `k x n` `b`, `m x n` `c`, all given by element functions. Returns the row-major result.
 #[cfg(feature = "alloc")]

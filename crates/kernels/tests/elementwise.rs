@@ -8,7 +8,7 @@
 mod common;
 
 use common::{assert_close, isas, rand_vec};
-use multiret_kernels::activation::{add_bias_rows_with, gelu_with};
+use multiret_kernels::activation::{add_bias_rows_with, gelu_backward_with, gelu_with};
 use multiret_kernels::cosine::{cosine_top_k, top_k};
 use multiret_kernels::norm::{l2_normalize_rows_with, layer_norm_rows_with};
 use multiret_kernels::quant::{dequantize_q4_0, dot_f32_q4_0, dot_q8_0, quantize_q8_0};
@@ -58,6 +58,24 @@ proptest! {
             let mut got = x.clone();
             layer_norm_rows_with(isa, &mut got, res, &g, &b, 1e-12).unwrap();
             assert_close(&format!("layer_norm {}", isa.name()), &got, &want, &scale, 1e-5, 0.0);
+        }
+    }
+
+    #[test]
+    fn gelu_backward_matches_reference(n in cols(), seed in any::<u64>(), spread in 0.5f32..20.0) {
+        let z: Vec<f32> = rand_vec(n, seed).iter().map(|v| v * spread).collect();
+        let g: Vec<f32> = rand_vec(n, seed ^ 3);
+        let want: Vec<f64> = z.iter().zip(&g).map(|(&z, &g)| g as f64 * reference::gelu_grad(z as f64)).collect();
+        // The derivative crosses zero near -0.75: the bound is on |Φ(z)| + |z φ(z)|.
+        let scale: Vec<f64> = z.iter().zip(&g).map(|(&z, &g)| {
+            let z = z as f64;
+            let phi = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            (g as f64).abs() * (0.5 * libm::erfc(-z / 2f64.sqrt()) + (z * phi).abs())
+        }).collect();
+        for isa in isas() {
+            let mut got = g.clone();
+            gelu_backward_with(isa, &z, &mut got).unwrap();
+            assert_close(&format!("gelu_backward {}", isa.name()), &got, &want, &scale, 1e-6, 1e-37);
         }
     }
 
@@ -271,4 +289,30 @@ fn quantised_dots() {
         (got - exact).abs() < 0.02 * 64f32.sqrt(),
         "{got} vs {exact}"
     );
+}
+
+#[test]
+fn gelu_backward_special_values_and_finite_differences() {
+    let z = [f32::NEG_INFINITY, -30.0, -14.5, 0.0, 14.5, 30.0, f32::INFINITY, f32::NAN];
+    let want = [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0];
+    for isa in isas() {
+        // Pad to a multiple of every lane count so the vector path sees every value.
+        let mut zz = z.to_vec();
+        zz.resize(32, 1.0);
+        let mut g = vec![1.0f32; 32];
+        gelu_backward_with(isa, &zz, &mut g).unwrap();
+        for (i, w) in want.iter().enumerate() {
+            // Beyond |z| = 14 the exact value differs from 0 / 1 by less than 1e-40.
+            assert!((g[i] - *w).abs() < 1e-30, "{} gelu'({}) = {}", isa.name(), z[i], g[i]);
+        }
+        assert!(g[7].is_nan(), "{} gelu'(NaN) must be NaN", isa.name());
+        assert!(gelu_backward_with(isa, &zz[..3], &mut g).is_err());
+    }
+    // The reference derivative agrees with a central difference of the reference GELU.
+    for i in -400..=400 {
+        let x = i as f64 * 0.02;
+        let h = 1e-5;
+        let fd = (reference::gelu(x + h) - reference::gelu(x - h)) / (2.0 * h);
+        assert!((fd - reference::gelu_grad(x)).abs() < 1e-8, "gelu'({x})");
+    }
 }
