@@ -27,8 +27,16 @@ pub struct Dense<B: Backend> {
 }
 
 impl<B: Backend> Dense<B> {
-    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        x.matmul(self.w.val()) + self.b.val().unsqueeze::<2>()
+    /// `act(x W + b)`, GELU when `gelu`; on multiret-kernels where `meta` allows it.
+    fn forward(&self, x: Tensor<B, 2>, gelu: bool, meta: &EncoderMeta) -> Tensor<B, 2> {
+        crate::fast::dense(
+            x,
+            self.w.val(),
+            self.b.val(),
+            gelu,
+            meta.kernels,
+            meta.fused_gelu,
+        )
     }
 }
 
@@ -84,6 +92,9 @@ pub struct EncoderMeta {
     /// (burn's default `gelu_backward`, used by burn-ndarray and the CubeCL backends, is the
     /// derivative of the tanh approximation).
     pub fused_gelu: bool,
+    /// Whether dense layers run on multiret-kernels when the backend is burn-flex (the
+    /// default; see [`crate::fast`]). Off, they are composed from burn ops.
+    pub kernels: bool,
 }
 
 /// The encoder as a burn module.
@@ -207,15 +218,6 @@ fn fused_gelu_is_exact<B: Backend>() -> bool {
         || t == TypeId::of::<burn::backend::Autodiff<burn::backend::Flex>>()
 }
 
-/// `0.5 x (1 + erf(x / sqrt 2))`.
-fn gelu_erf<B: Backend>(x: Tensor<B, 2>, fused: bool) -> Tensor<B, 2> {
-    if fused {
-        activation::gelu(x)
-    } else {
-        (x.clone() * (x / std::f64::consts::SQRT_2).erf().add_scalar(1.0)).mul_scalar(0.5)
-    }
-}
-
 fn tensor2<B: Backend>(data: &[f32], rows: usize, cols: usize, device: &B::Device) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(data.to_vec(), [rows, cols]), device)
 }
@@ -311,8 +313,15 @@ impl<B: Backend> Encoder<B> {
                 pooling: Pooling::Mean,
                 normalize: true,
                 fused_gelu: fused_gelu_is_exact::<B>(),
+                kernels: true,
             },
         })
+    }
+
+    /// Runs dense layers on multiret-kernels (`true`, the default) or on burn's own ops.
+    pub fn with_kernels(mut self, kernels: bool) -> Self {
+        self.meta.kernels = kernels;
+        self
     }
 
     /// Sets pooling and normalisation from a model's encoding settings.
@@ -384,15 +393,16 @@ impl<B: Backend> Encoder<B> {
         let scale = 1.0 / (d as f64).sqrt();
         let split = |t: Tensor<B, 2>| t.reshape([bsz, len, heads, d]).swap_dims(1, 2);
         for l in &self.layers {
-            let q = split(l.q.forward(x.clone()));
-            let k = split(l.k.forward(x.clone()));
-            let v = split(l.v.forward(x.clone()));
+            let m = &self.meta;
+            let q = split(l.q.forward(x.clone(), false, m));
+            let k = split(l.k.forward(x.clone(), false, m));
+            let v = split(l.v.forward(x.clone(), false, m));
             let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + batch.mask.clone();
             let p = activation::softmax(scores, 3);
             let ctx = p.matmul(v).swap_dims(1, 2).reshape([bsz * len, h]);
-            x = l.aln.forward(l.ao.forward(ctx) + x, eps);
-            let f = gelu_erf(l.fi.forward(x.clone()), self.meta.fused_gelu);
-            x = l.oln.forward(l.fo.forward(f) + x, eps);
+            x = l.aln.forward(l.ao.forward(ctx, false, m) + x, eps);
+            let f = l.fi.forward(x.clone(), true, m);
+            x = l.oln.forward(l.fo.forward(f, false, m) + x, eps);
         }
         x
     }

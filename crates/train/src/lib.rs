@@ -48,6 +48,7 @@
 pub mod checkpoint;
 mod encoder;
 mod error;
+mod fast;
 mod loss;
 pub mod optim;
 mod step;
