@@ -23,6 +23,44 @@ pub fn median_secs(min_runs: usize, min_secs: f64, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// Times several implementations of one task *interleaved*: after one warm-up call each, rounds
+/// call every implementation once (the order rotating from round to round) until each has run
+/// `min_runs` times and `min_secs` have passed; returns each one's median seconds. On a shared
+/// or virtual machine, whose speed drifts over seconds, this compares the implementations under
+/// the same conditions, which timing them one after the other does not.
+pub fn interleaved_median_secs(
+    min_runs: usize,
+    min_secs: f64,
+    fs: &mut [&mut dyn FnMut()],
+) -> Vec<f64> {
+    let n = fs.len();
+    for f in fs.iter_mut() {
+        f();
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let start = Instant::now();
+    let mut round = 0;
+    while round < min_runs || start.elapsed().as_secs_f64() < min_secs {
+        for j in 0..n {
+            let i = (round + j) % n;
+            let t = Instant::now();
+            fs[i]();
+            times[i].push(t.elapsed().as_secs_f64());
+        }
+        round += 1;
+        if round >= 1000 {
+            break;
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
 /// Deterministic pseudo-random f32 values in `[-1, 1)` (xorshift; no dependency).
 pub fn random_f32(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -116,6 +116,10 @@ pub struct TrainArgs {
     /// Freeze the word embeddings (no gradient, no update).
     #[arg(long)]
     pub freeze_embeddings: bool,
+    /// Mixed precision on the CPU: dense-layer products in bf16 with f32 accumulation (AMX or
+    /// AVX-512 BF16 where present); parameters, optimiser state and gradients stay f32.
+    #[arg(long)]
+    pub bf16: bool,
     /// Add the passage-to-query loss.
     #[arg(long)]
     pub symmetric: bool,
@@ -192,6 +196,7 @@ impl TrainArgs {
         c.grad_clip = (self.grad_clip > 0.0).then_some(self.grad_clip);
         c.accumulate = self.accumulate;
         c.freeze_embeddings = self.freeze_embeddings;
+        c.bf16_matmul = self.bf16;
         c.max_len = self.max_len;
         c.max_negatives = self.max_negatives;
         c.seed = self.seed;

@@ -84,11 +84,7 @@ fn gelu_grad_v<S: Simd>(s: S, x: S::V) -> S::V {
     let l = s.fma(x, x, s.sub(s.splat(0.0), h));
     let e1 = s.mul(e1, s.fma(l, s.splat(-0.5), s.splat(1.0)));
     // Φ(x) + x φ(x) = e / 2 + x exp(-x²/2) / sqrt(2π).
-    let d = s.fma(
-        s.mul(x, s.splat(0.398_942_28)),
-        e1,
-        s.mul(s.splat(0.5), e),
-    );
+    let d = s.fma(s.mul(x, s.splat(0.398_942_28)), e1, s.mul(s.splat(0.5), e));
     let big = s.select(s.lt(x, s.splat(0.0)), s.splat(0.0), s.splat(1.0));
     let d = s.select(s.lt(s.splat(14.0), s.abs(x)), big, d);
     s.select(s.is_nan(x), x, d)
@@ -169,7 +165,12 @@ pub fn gelu_backward(z: &[f32], grad: &mut [f32]) -> Result<(), KernelError> {
 
 /// [`gelu_backward`] on a chosen ISA path.
 pub fn gelu_backward_with(isa: Isa, z: &[f32], grad: &mut [f32]) -> Result<(), KernelError> {
-    crate::error::check("gelu_backward", "length of grad (= length of z)", z.len(), grad.len())?;
+    crate::error::check(
+        "gelu_backward",
+        "length of grad (= length of z)",
+        z.len(),
+        grad.len(),
+    )?;
     gelu_backward_dispatch(isa, z, grad);
     Ok(())
 }

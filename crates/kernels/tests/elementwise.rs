@@ -293,7 +293,16 @@ fn quantised_dots() {
 
 #[test]
 fn gelu_backward_special_values_and_finite_differences() {
-    let z = [f32::NEG_INFINITY, -30.0, -14.5, 0.0, 14.5, 30.0, f32::INFINITY, f32::NAN];
+    let z = [
+        f32::NEG_INFINITY,
+        -30.0,
+        -14.5,
+        0.0,
+        14.5,
+        30.0,
+        f32::INFINITY,
+        f32::NAN,
+    ];
     let want = [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0];
     for isa in isas() {
         // Pad to a multiple of every lane count so the vector path sees every value.
@@ -303,7 +312,13 @@ fn gelu_backward_special_values_and_finite_differences() {
         gelu_backward_with(isa, &zz, &mut g).unwrap();
         for (i, w) in want.iter().enumerate() {
             // Beyond |z| = 14 the exact value differs from 0 / 1 by less than 1e-40.
-            assert!((g[i] - *w).abs() < 1e-30, "{} gelu'({}) = {}", isa.name(), z[i], g[i]);
+            assert!(
+                (g[i] - *w).abs() < 1e-30,
+                "{} gelu'({}) = {}",
+                isa.name(),
+                z[i],
+                g[i]
+            );
         }
         assert!(g[7].is_nan(), "{} gelu'(NaN) must be NaN", isa.name());
         assert!(gelu_backward_with(isa, &zz[..3], &mut g).is_err());

@@ -1,7 +1,7 @@
 //! Training throughput on this machine: e5-small on MLQA-R, hybrid batches.
 //!
 //! ```sh
-//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [freeze]
+//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [freeze] [bf16]
 //! ```
 //!
 //! Prints one line per step (loss, lr, tokens/s) and the mean tokens/s without the first step
@@ -14,7 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: u64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(6);
     let batch: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(32);
     let device = DeviceChoice::Cpu;
-    let freeze = args.get(2).map(String::as_str) == Some("freeze");
+    let freeze = args[2.min(args.len())..].iter().any(|a| a == "freeze");
+    let bf16 = args[2.min(args.len())..].iter().any(|a| a == "bf16");
     let out = std::env::temp_dir().join(format!("multiret-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = TrainConfig::new("e5-small", "mlqa-r", &out);
@@ -26,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.warmup = Some(0);
     cfg.device = device;
     cfg.freeze_embeddings = freeze;
+    cfg.bf16_matmul = bf16;
     let t = std::time::Instant::now();
     let summary = train(&cfg, None)?;
     let log = std::fs::read_to_string(out.join("log.jsonl"))?;
@@ -43,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .fold((0.0, 0.0), |(t, s), (n, r)| (t + n, s + n / r.max(1e-9)));
     println!(
-        "{device:?} batch {batch} freeze {freeze}: {:.0} tokens/s over steps 2..={steps} \
+        "{device:?} batch {batch} freeze {freeze} bf16 {bf16}: {:.0} tokens/s over steps 2..={steps} \
          ({:.0} tokens/s over all; {:.1} s total with loading and checkpoint)",
         tok / secs.max(1e-9),
         summary.tokens_per_s,

@@ -34,7 +34,11 @@ impl<B: Backend> Dense<B> {
             self.w.val(),
             self.b.val(),
             gelu,
-            meta.kernels,
+            meta.kernels.then_some(if meta.bf16 {
+                crate::fast::Matmul::Bf16
+            } else {
+                crate::fast::Matmul::F32
+            }),
             meta.fused_gelu,
         )
     }
@@ -93,8 +97,12 @@ pub struct EncoderMeta {
     /// derivative of the tanh approximation).
     pub fused_gelu: bool,
     /// Whether dense layers run on multiret-kernels when the backend is burn-flex (the
-    /// default; see [`crate::fast`]). Off, they are composed from burn ops.
+    /// default), and whether in f32 or mixed bf16 precision. Off, they are composed from burn
+    /// ops.
     pub kernels: bool,
+    /// Mixed precision in the kernels' dense layers: bf16 products with f32 accumulation,
+    /// f32 parameters, activations and gradients.
+    pub bf16: bool,
 }
 
 /// The encoder as a burn module.
@@ -314,6 +322,7 @@ impl<B: Backend> Encoder<B> {
                 normalize: true,
                 fused_gelu: fused_gelu_is_exact::<B>(),
                 kernels: true,
+                bf16: false,
             },
         })
     }
@@ -321,6 +330,13 @@ impl<B: Backend> Encoder<B> {
     /// Runs dense layers on multiret-kernels (`true`, the default) or on burn's own ops.
     pub fn with_kernels(mut self, kernels: bool) -> Self {
         self.meta.kernels = kernels;
+        self
+    }
+
+    /// Runs the dense layers' products in bf16 with f32 accumulation (`true`; CPU kernels path
+    /// only) or in f32 (`false`, the default).
+    pub fn with_bf16_matmul(mut self, bf16: bool) -> Self {
+        self.meta.bf16 = bf16;
         self
     }
 

@@ -24,33 +24,98 @@ use burn::prelude::*;
 use burn::tensor::{activation, Bytes, DType, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 use multiret_kernels::activation::{gelu, gelu_backward};
-use multiret_kernels::gemm::{gemm_f32, Epilogue};
-use multiret_kernels::{MatMut, MatRef, Par};
+use multiret_kernels::gemm::{gemm_f32, gemm_f32_bf16, Epilogue};
+use multiret_kernels::{bf16, MatMut, MatRef, Par};
+use std::sync::Arc;
+
+/// How the fast path multiplies matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matmul {
+    /// f32 throughout.
+    F32,
+    /// Mixed precision: the second operand of every product (the weights in the forward pass
+    /// and `dX = dZ Wᵀ`, the output gradient in `dW = Xᵀ dZ`) is rounded to bf16 and the first
+    /// as it is packed; products accumulate in f32 (AMX or AVX-512 BF16 where the CPU has it).
+    /// Parameters, activations and gradients stay f32.
+    Bf16,
+}
+
+/// `C = A B` (`C` fresh, `m x n`) in the chosen precision; `b16` is `B` already in bf16 when
+/// the caller has it.
+fn matmul(
+    prec: Matmul,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    b16: Option<MatRef<'_, bf16>>,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let (m, n) = (a.rows(), b.cols());
+    let mut c = vec![0.0f32; m * n];
+    let cm = MatMut::row_major(&mut c, m, n).expect("C shape");
+    let epi = match bias {
+        Some(b) => Epilogue::Bias(b),
+        None => Epilogue::None,
+    };
+    match prec {
+        Matmul::F32 => gemm_f32(1.0, a, b, 0.0, cm, epi, Par::all()),
+        Matmul::Bf16 => match b16 {
+            Some(b16) => gemm_f32_bf16(1.0, a, b16, 0.0, cm, epi, Par::all()),
+            None => {
+                let conv = to_bf16(b);
+                let b16 = MatRef::row_major(&conv, b.rows(), b.cols()).expect("B shape");
+                gemm_f32_bf16(1.0, a, b16, 0.0, cm, epi, Par::all())
+            }
+        },
+    }
+    .expect("matmul shapes checked by the caller");
+    c
+}
+
+/// `m` rounded to bf16 (round to nearest even), row-major.
+fn to_bf16(m: MatRef<'_, f32>) -> Vec<bf16> {
+    use half::slice::HalfFloatSliceExt;
+    use rayon::prelude::*;
+    if m.col_stride() == 1 && m.row_stride() == m.cols() {
+        let src = &m.as_slice()[..m.rows() * m.cols()];
+        let mut out = vec![bf16::ZERO; src.len()];
+        out.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(o, s)| o.convert_from_f32_slice(s));
+        return out;
+    }
+    let mut out = Vec::with_capacity(m.rows() * m.cols());
+    for i in 0..m.rows() {
+        for j in 0..m.cols() {
+            out.push(bf16::from_f32(*m.get(i, j)));
+        }
+    }
+    out
+}
 
 type FlexAd = Autodiff<Flex>;
 
 /// `act(x w + b)` for `x: [t, in]`, `w: [in, out]`, `b: [out]`; `act` is GELU (erf form) when
-/// `gelu`, the identity otherwise. `kernels` allows the multiret-kernels path where the backend
-/// is burn-flex. `fused_gelu` says whether the backend's own GELU op is the exact erf form (see
+/// `gelu`, the identity otherwise. `kernels` allows the multiret-kernels path, in that
+/// precision, where the backend is burn-flex. `fused_gelu` says whether the backend's own GELU op is the exact erf form (see
 /// [`EncoderMeta`](crate::encoder::EncoderMeta)).
 pub(crate) fn dense<B: Backend>(
     x: Tensor<B, 2>,
     w: Tensor<B, 2>,
     b: Tensor<B, 1>,
     gelu: bool,
-    kernels: bool,
+    kernels: Option<Matmul>,
     fused_gelu: bool,
 ) -> Tensor<B, 2> {
-    if kernels && x.dtype() == burn::tensor::DType::F32 {
+    if let (Some(prec), DType::F32) = (kernels, x.dtype()) {
         let t = TypeId::of::<B>();
         if t == TypeId::of::<FlexAd>() {
-            let y = dense_autodiff(cast(x), cast(w), cast(b), gelu);
+            let y = dense_autodiff(cast(x), cast(w), cast(b), gelu, prec);
             return cast(y);
         }
         if t == TypeId::of::<Flex>() {
             let (x, w, b): (Tensor<Flex, 2>, Tensor<Flex, 2>, Tensor<Flex, 1>) =
                 (cast(x), cast(w), cast(b));
-            let y = flex_forward(&prim(x), &prim(w), &prim(b), gelu).0;
+            let y = flex_forward(&prim(x), &prim(w), &prim(b), gelu, prec).0;
             return cast(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(y)));
         }
     }
@@ -97,34 +162,35 @@ fn tensor_of(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     )
 }
 
-/// The forward pass: `(act(z), z)` with `z = x w + b`; `z` is only kept when `gelu`.
+/// The forward pass: `(act(z), z, w in bf16)` with `z = x w + b`; `z` is only kept when `gelu`,
+/// the bf16 weights only in [`Matmul::Bf16`].
 fn flex_forward(
     x: &FlexTensor,
     w: &FlexTensor,
     b: &FlexTensor,
     gelu_act: bool,
-) -> (FlexTensor, Option<FlexTensor>) {
+    prec: Matmul,
+) -> (FlexTensor, Option<FlexTensor>, Option<Arc<Vec<bf16>>>) {
     let (t, inp) = dims2(x);
     let (inp2, out) = dims2(w);
-    assert_eq!(inp, inp2, "dense: x is [{t}, {inp}] but w is [{inp2}, {out}]");
+    assert_eq!(
+        inp, inp2,
+        "dense: x is [{t}, {inp}] but w is [{inp2}, {out}]"
+    );
     let (xv, wv, bv) = (values(x), values(w), values(b));
-    let mut z = vec![0.0f32; t * out];
-    gemm_f32(
-        1.0,
-        MatRef::row_major(&xv, t, inp).expect("x shape"),
-        MatRef::row_major(&wv, inp, out).expect("w shape"),
-        0.0,
-        MatMut::row_major(&mut z, t, out).expect("z shape"),
-        Epilogue::Bias(&bv),
-        Par::all(),
-    )
-    .expect("dense shapes checked");
+    let wm = MatRef::row_major(&wv, inp, out).expect("w shape");
+    let w16 = (prec == Matmul::Bf16).then(|| Arc::new(to_bf16(wm)));
+    let w16m = w16
+        .as_deref()
+        .map(|w| MatRef::row_major(w, inp, out).expect("w shape"));
+    let xm = MatRef::row_major(&xv, t, inp).expect("x shape");
+    let z = matmul(prec, xm, wm, w16m, Some(&bv));
     if !gelu_act {
-        return (tensor_of(z, &[t, out]), None);
+        return (tensor_of(z, &[t, out]), None, w16);
     }
     let mut y = z.clone();
     gelu(&mut y);
-    (tensor_of(y, &[t, out]), Some(tensor_of(z, &[t, out])))
+    (tensor_of(y, &[t, out]), Some(tensor_of(z, &[t, out])), w16)
 }
 
 #[derive(Debug)]
@@ -134,6 +200,9 @@ struct DenseBackward;
 struct DenseState {
     x: FlexTensor,
     w: FlexTensor,
+    /// `w` in bf16 (mixed precision only).
+    w16: Option<Arc<Vec<bf16>>>,
+    prec: Matmul,
     /// The pre-activation, when the activation is GELU.
     z: Option<FlexTensor>,
 }
@@ -147,7 +216,7 @@ impl Backward<Flex, 3> for DenseBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let DenseState { x, w, z } = ops.state;
+        let DenseState { x, w, w16, prec, z } = ops.state;
         let dy = grads.consume::<Flex>(&ops.node);
         let (t, inp) = dims2(&x);
         let (_, out) = dims2(&w);
@@ -158,32 +227,27 @@ impl Backward<Flex, 3> for DenseBackward {
         let [px, pw, pb] = ops.parents;
         if let Some(node) = px {
             let wv = values(&w);
-            let mut dx = vec![0.0f32; t * inp];
-            gemm_f32(
-                1.0,
+            let w16m = w16
+                .as_deref()
+                .map(|w| MatRef::row_major(w, inp, out).expect("w shape").t());
+            let dx = matmul(
+                prec,
                 MatRef::row_major(&dz, t, out).expect("dz shape"),
                 MatRef::row_major(&wv, inp, out).expect("w shape").t(),
-                0.0,
-                MatMut::row_major(&mut dx, t, inp).expect("dx shape"),
-                Epilogue::None,
-                Par::all(),
-            )
-            .expect("dx shapes");
+                w16m,
+                None,
+            );
             grads.register::<Flex>(node.id, tensor_of(dx, &[t, inp]));
         }
         if let Some(node) = pw {
             let xv = values(&x);
-            let mut dw = vec![0.0f32; inp * out];
-            gemm_f32(
-                1.0,
+            let dw = matmul(
+                prec,
                 MatRef::row_major(&xv, t, inp).expect("x shape").t(),
                 MatRef::row_major(&dz, t, out).expect("dz shape"),
-                0.0,
-                MatMut::row_major(&mut dw, inp, out).expect("dw shape"),
-                Epilogue::None,
-                Par::all(),
-            )
-            .expect("dw shapes");
+                None,
+                None,
+            );
             grads.register::<Flex>(node.id, tensor_of(dw, &[inp, out]));
         }
         if let Some(node) = pb {
@@ -203,6 +267,7 @@ fn dense_autodiff(
     w: Tensor<FlexAd, 2>,
     b: Tensor<FlexAd, 1>,
     gelu_act: bool,
+    prec: Matmul,
 ) -> Tensor<FlexAd, 2> {
     let (x, w, b) = (
         x.into_primitive().tensor(),
@@ -215,16 +280,19 @@ fn dense_autodiff(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (y, z) = flex_forward(&x.primitive, &w.primitive, &b.primitive, gelu_act);
+            let (y, z, w16) =
+                flex_forward(&x.primitive, &w.primitive, &b.primitive, gelu_act, prec);
             let state = DenseState {
                 x: x.primitive,
                 w: w.primitive,
+                w16,
+                prec,
                 z,
             };
             prep.finish(state, y)
         }
         OpsKind::UnTracked(prep) => {
-            let (y, _) = flex_forward(&x.primitive, &w.primitive, &b.primitive, gelu_act);
+            let (y, _, _) = flex_forward(&x.primitive, &w.primitive, &b.primitive, gelu_act, prec);
             prep.finish(y)
         }
     };

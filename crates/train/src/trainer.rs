@@ -76,6 +76,9 @@ pub struct TrainConfig {
     pub accumulate: usize,
     /// Freeze the word embeddings.
     pub freeze_embeddings: bool,
+    /// Mixed precision on the CPU: the dense layers' products in bf16 with f32 accumulation
+    /// (parameters, optimiser state, activations and gradients stay f32). No effect on CUDA.
+    pub bf16_matmul: bool,
     /// Most tokens per text (special tokens included; `None`: the model's positions).
     pub max_len: Option<usize>,
     /// Hard negatives per pair (drawn at random when a pair has more; `None`: all).
@@ -128,6 +131,7 @@ impl TrainConfig {
             grad_clip: Some(1.0),
             accumulate: 1,
             freeze_embeddings: false,
+            bf16_matmul: false,
             max_len: None,
             max_negatives: None,
             seed: 0,
@@ -244,6 +248,7 @@ impl TrainConfig {
             grad_clip: self.grad_clip,
             accumulate: self.accumulate,
             freeze_embeddings: self.freeze_embeddings,
+            bf16_matmul: self.bf16_matmul,
             max_len: self.max_len,
             max_negatives: self.max_negatives,
             seed: self.seed,
@@ -272,6 +277,8 @@ struct RunKey {
     grad_clip: Option<f32>,
     accumulate: usize,
     freeze_embeddings: bool,
+    #[serde(default)]
+    bf16_matmul: bool,
     max_len: Option<usize>,
     max_negatives: Option<usize>,
     seed: u64,
@@ -829,7 +836,8 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
     let weights = std::mem::replace(&mut model.weights, empty_weights());
     let encoder = Encoder::<B>::from_weights(&model.config, &weights, device)?
         .with_settings(&model.settings)
-        .freeze_word_embeddings(cfg.freeze_embeddings);
+        .freeze_word_embeddings(cfg.freeze_embeddings)
+        .with_bf16_matmul(cfg.bf16_matmul);
     drop(weights);
 
     // Data.

@@ -133,13 +133,29 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
             out.push(("embedding".into(), flat(eq.inner())));
             out.push(("pos grad".into(), flat(enc.pos.val().grad(&grads).unwrap())));
             for (i, l) in enc.layers.iter().enumerate() {
-                for (name, dense) in [("q", &l.q), ("k", &l.k), ("v", &l.v), ("ao", &l.ao), ("fi", &l.fi), ("fo", &l.fo)] {
-                    out.push((format!("layer {i} {name} w grad"), flat(dense.w.val().grad(&grads).unwrap())));
+                for (name, dense) in [
+                    ("q", &l.q),
+                    ("k", &l.k),
+                    ("v", &l.v),
+                    ("ao", &l.ao),
+                    ("fi", &l.fi),
+                    ("fo", &l.fo),
+                ] {
+                    out.push((
+                        format!("layer {i} {name} w grad"),
+                        flat(dense.w.val().grad(&grads).unwrap()),
+                    ));
                     let b = dense.b.val().grad(&grads).unwrap();
-                    out.push((format!("layer {i} {name} b grad"), b.into_data().into_vec::<f32>().unwrap()));
+                    out.push((
+                        format!("layer {i} {name} b grad"),
+                        b.into_data().into_vec::<f32>().unwrap(),
+                    ));
                 }
                 let g = l.aln.w.val().grad(&grads).unwrap();
-                out.push((format!("layer {i} aln w grad"), g.into_data().into_vec::<f32>().unwrap()));
+                out.push((
+                    format!("layer {i} aln w grad"),
+                    g.into_data().into_vec::<f32>().unwrap(),
+                ));
             }
             out
         };
@@ -150,8 +166,14 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
             // by all keys): their round-off is measured against a floor.
             let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
             let d = max_diff(a, b);
-            assert!(d <= 1e-4 * scale, "{arch:?} {name}: max diff {d} (scale {scale})");
-            assert!(a.iter().all(|v| v.is_finite()), "{arch:?} {name}: non-finite");
+            assert!(
+                d <= 1e-4 * scale,
+                "{arch:?} {name}: max diff {d} (scale {scale})"
+            );
+            assert!(
+                a.iter().all(|v| v.is_finite()),
+                "{arch:?} {name}: non-finite"
+            );
         }
     }
 }

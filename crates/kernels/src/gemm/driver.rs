@@ -330,64 +330,33 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
             let kc = (k - pc).min(K::KC);
             let kc_pad = round_up(kc, K::KPAD);
             let strip_len = nr * kc_pad;
-            // Pack the B block, strips split among the parts.
-            {
-                let bptr = SyncPtr(bpack.as_mut_ptr());
-                let parts = parts_wanted.min(n_strips).max(1);
-                let b = &b;
-                for_each_part(parts, |p| {
-                    let (s0, s1) = (p * n_strips / parts, (p + 1) * n_strips / parts);
-                    for s in s0..s1 {
-                        // SAFETY: strips s0..s1 belong to part p only and lie inside `bpack`
-                        // (n_strips * strip_len <= nc_max * kc_max).
-                        let dst = unsafe {
-                            core::slice::from_raw_parts_mut(
-                                bptr.get().add(s * strip_len),
-                                strip_len,
-                            )
-                        };
-                        let c0 = jc + s * nr;
-                        pack_b::<K, TB>(dst, b, c0, nr.min(jc + nc - c0), pc, kc);
-                    }
-                });
-            }
             let beta_eff = if pc == 0 { beta } else { 1.0 };
             let last = pc + kc == k;
             let epi_now = if last { Some(epi) } else { None };
             let m_strips = m.div_ceil(mr);
-            let bpack_ref: &[K::P] = &bpack[..n_strips * strip_len];
             let a = &a;
+            let b = &b;
             let direct = direct.as_ref().filter(|d| d.padded_k || kc % K::KPAD == 0);
-            // Split the tiles: by strips of A when there are enough, else by strips of B.
-            // Split the dimension whose strips divide more evenly among the parts (the
-            // largest part's share of its dimension is what the parallel loop waits for);
-            // prefer rows on a tie (each part then packs only its own A strips).
-            let share = |strips: usize| {
-                let p = parts_wanted.min(strips).max(1);
-                strips.div_ceil(p) as f64 / strips as f64
+            let bptr = SyncPtr(bpack.as_mut_ptr());
+            // Packs B strips s0..s1 of this block.
+            //
+            // SAFETY (callers): strips s0..s1 lie inside `bpack` (n_strips * strip_len <=
+            // nc_max * kc_max) and no other part reads or writes them meanwhile.
+            let pack_strips = |s0: usize, s1: usize| {
+                for s in s0..s1 {
+                    // SAFETY: see the closure's contract.
+                    let dst = unsafe {
+                        core::slice::from_raw_parts_mut(bptr.get().add(s * strip_len), strip_len)
+                    };
+                    let c0 = jc + s * nr;
+                    pack_b::<K, TB>(dst, b, c0, nr.min(jc + nc - c0), pc, kc);
+                }
             };
-            let split_m = share(m_strips) <= share(n_strips);
-            let parts = if split_m {
-                parts_wanted.min(m_strips)
-            } else {
-                parts_wanted.min(n_strips)
-            };
-            for_each_part(parts.max(1), |p| {
-                let (i0, i1, j0, j1) = if split_m {
-                    (
-                        p * m_strips / parts,
-                        (p + 1) * m_strips / parts,
-                        0,
-                        n_strips,
-                    )
-                } else {
-                    (
-                        0,
-                        m_strips,
-                        p * n_strips / parts,
-                        (p + 1) * n_strips / parts,
-                    )
-                };
+            // Runs the tiles of A strips i0..i1 times B strips j0..j1 (already packed).
+            //
+            // SAFETY (callers): B strips j0..j1 are packed and not written meanwhile; the C
+            // tiles of (i0..i1) x (j0..j1) belong to this part only.
+            let run_tiles = |i0: usize, i1: usize, j0: usize, j1: usize| {
                 let mut apack: Vec<K::P> = if K::PACK_A {
                     vec![K::P::default(); mr * kc_pad]
                 } else {
@@ -417,9 +386,12 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                     for js in j0..j1 {
                         let c0 = jc + js * nr;
                         let nr_eff = nr.min(jc + nc - c0);
-                        let bs = &bpack_ref[js * strip_len..(js + 1) * strip_len];
+                        // SAFETY: strip js is packed and read-only now (the contract).
+                        let bs = unsafe {
+                            core::slice::from_raw_parts(bptr.get().add(js * strip_len), strip_len)
+                        };
                         // SAFETY: the tile (r0.., c0..) lies inside C and belongs to this part
-                        // only (parts own disjoint strips of rows or of columns).
+                        // only (the contract).
                         unsafe {
                             run_tile::<K>(
                                 kc_pad / ks,
@@ -444,7 +416,46 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                 }
                 // SAFETY: thread_begin ran on this thread above.
                 unsafe { K::thread_end() };
-            });
+            };
+            // Split the tiles by strips of A or by strips of B: the dimension whose strips
+            // divide more evenly among the parts (the largest part's share is what the
+            // parallel loop waits for). Rows are preferred on a tie when A has at least as
+            // many strips as there are parts and B's packing is worth sharing; split by columns,
+            // each part packs its own B strips and uses them at once (one parallel region, no
+            // barrier between packing and multiplying).
+            let share = |strips: usize| {
+                let p = parts_wanted.min(strips).max(1);
+                strips.div_ceil(p) as f64 / strips as f64
+            };
+            let (sm, sn) = (share(m_strips), share(n_strips));
+            let split_m = sm < sn || (sm == sn && m_strips >= 4 * parts_wanted);
+            if split_m {
+                let parts = parts_wanted.min(n_strips).max(1);
+                for_each_part(parts, |p| {
+                    // Disjoint strip ranges per part; nothing reads bpack meanwhile.
+                    pack_strips(p * n_strips / parts, (p + 1) * n_strips / parts)
+                });
+                let parts = parts_wanted.min(m_strips).max(1);
+                for_each_part(parts, |p| {
+                    // Every strip is packed (the loop above joined) and only read now; parts own
+                    // disjoint row strips of C.
+                    run_tiles(
+                        p * m_strips / parts,
+                        (p + 1) * m_strips / parts,
+                        0,
+                        n_strips,
+                    )
+                });
+            } else {
+                let parts = parts_wanted.min(n_strips).max(1);
+                for_each_part(parts, |p| {
+                    let (j0, j1) = (p * n_strips / parts, (p + 1) * n_strips / parts);
+                    // Part p alone packs, then reads, strips j0..j1, and alone writes the C
+                    // columns of those strips.
+                    pack_strips(j0, j1);
+                    run_tiles(0, m_strips, j0, j1)
+                });
+            }
             pc += kc;
         }
         jc += nc;

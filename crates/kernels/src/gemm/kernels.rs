@@ -498,8 +498,10 @@ mod x86 {
             }
         };
         if rs > 0 {
+            // Below ~64k elements the conversion takes a few microseconds: less than waking
+            // another thread.
             #[cfg(feature = "std")]
-            if par.degree() > 1 {
+            if par.degree() > 1 && m * k >= 1 << 16 {
                 use rayon::prelude::*;
                 data.par_chunks_mut(rs)
                     .take(m)

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Tables of the hybrid-batch experiment (scripts/experiment.sh) as Markdown, standard library only.
+
+    python3 scripts/results.py runs/experiment > results.md
+
+Reads OUT/baseline/eval.json and OUT/<sampler>-s<seed>/{eval.json,log.jsonl}: mean and sample
+standard deviation over seeds per sampler, every run, and paired differences between samplers
+(same seed)."""
+import json
+import math
+import os
+import re
+import sys
+
+METRICS = [
+    ("Mo. mAP", lambda s: s["mono"]["map_macro"]),
+    ("Cr. mAP", lambda s: s["cross"]["map_macro"]),
+    ("Mul. mAP", lambda s: s["multi"]["map_macro"]),
+    ("Mo. R@1", lambda s: s["mono"]["r1_macro"]),
+    ("Cr. R@1", lambda s: s["cross"]["r1_macro"]),
+    ("Mul. R@10", lambda s: s["multi"]["r10_macro"]),
+    ("Rank dist.", lambda s: s["multi"]["rank_distance_macro"]),
+]
+SAMPLERS = ["mono", "cross", "hybrid", "mixed"]
+
+
+def mean_sd(xs):
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def fmt(v, name):
+    return f"{v:.1f}" if name == "Rank dist." else f"{v:.3f}"
+
+
+def fmt_ms(xs, name):
+    m, sd = mean_sd(xs)
+    if math.isnan(sd):
+        return fmt(m, name)
+    return f"{fmt(m, name)} ± {fmt(sd, name)}"
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def train_stats(run):
+    steps, toks, secs, val = 0, 0.0, 0.0, []
+    path = os.path.join(run, "log.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        for line in f:
+            v = json.loads(line)
+            if "val_loss" in v and v.get("val_loss") is not None:
+                val.append((v.get("step"), v["val_loss"]))
+            if "tokens" in v and "tokens_per_s" in v and v["tokens_per_s"]:
+                steps = max(steps, v.get("step", 0))
+                toks += v["tokens"]
+                secs += v["tokens"] / v["tokens_per_s"]
+    return {"steps": steps, "tokens_per_s": toks / secs if secs else float("nan"), "val": val}
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "runs/experiment"
+    base = load(os.path.join(out, "baseline", "eval.json"))["settings"]
+    runs = {}
+    for name in sorted(os.listdir(out)):
+        m = re.fullmatch(r"(\w+)-s(\d+)", name)
+        ev = os.path.join(out, name, "eval.json")
+        if m and os.path.exists(ev):
+            runs.setdefault(m.group(1), {})[int(m.group(2))] = (
+                load(ev)["settings"],
+                train_stats(os.path.join(out, name)),
+            )
+    head = "| Model | Seeds | " + " | ".join(n for n, _ in METRICS) + " |"
+    rule = "|---|---:|" + "---:|" * len(METRICS)
+    print("## XQuAD-R, mean ± standard deviation over seeds\n")
+    print(head)
+    print(rule)
+    print("| e5-small (untrained) | – | " + " | ".join(fmt(f(base), n) for n, f in METRICS) + " |")
+    for s in SAMPLERS:
+        if s not in runs:
+            continue
+        seeds = runs[s]
+        cells = [fmt_ms([f(seeds[k][0]) for k in sorted(seeds)], n) for n, f in METRICS]
+        print(f"| + {s} | {len(seeds)} | " + " | ".join(cells) + " |")
+    print("\n## Every run\n")
+    print("| Run | Steps | Train tokens/s | " + " | ".join(n for n, _ in METRICS) + " |")
+    print("|---|---:|---:|" + "---:|" * len(METRICS))
+    for s in SAMPLERS:
+        for k in sorted(runs.get(s, {})):
+            ev, st = runs[s][k]
+            steps = st["steps"] if st else "?"
+            tps = f"{st['tokens_per_s']:.0f}" if st else "?"
+            print(f"| {s} seed {k} | {steps} | {tps} | " + " | ".join(fmt(f(ev), n) for n, f in METRICS) + " |")
+    print("\n## Paired differences (same seed), mean ± standard deviation\n")
+    print("| Comparison | Pairs | " + " | ".join(n for n, _ in METRICS) + " |")
+    print("|---|---:|" + "---:|" * len(METRICS))
+    for a, b in [("hybrid", "cross"), ("hybrid", "mono"), ("cross", "mono")]:
+        if a not in runs or b not in runs:
+            continue
+        common = sorted(set(runs[a]) & set(runs[b]))
+        if not common:
+            continue
+        cells = []
+        for n, f in METRICS:
+            d = [f(runs[a][k][0]) - f(runs[b][k][0]) for k in common]
+            m, sd = mean_sd(d)
+            t = m / (sd / math.sqrt(len(d))) if len(d) > 1 and sd > 0 else float("nan")
+            cell = f"{m:+.1f}" if n == "Rank dist." else f"{m:+.3f}"
+            if not math.isnan(sd):
+                cell += f" ± {sd:.1f}" if n == "Rank dist." else f" ± {sd:.3f}"
+            if not math.isnan(t):
+                cell += f" (t={t:+.1f})"
+            cells.append(cell)
+        print(f"| {a} − {b} | {len(common)} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
