@@ -280,6 +280,21 @@ fn large_and_awkward_shapes() {
 }
 
 #[test]
+fn large_transposed_a_in_parallel() {
+    // A stored transposed and large enough (m * k >= 65536) for the parallel, blocked
+    // conversion of the AMX path; a B split by columns (few rows of A) and by rows.
+    for (m, k, n) in [(300, 400, 96), (40, 2000, 300)] {
+        for isa in isas() {
+            for kind in [Kind::F32, Kind::Bf16, Kind::F32Bf16] {
+                for tb in [false, true] {
+                    run_case(isa, kind, &fixed(m, k, n, true, tb, 2));
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn nan_and_inf_propagate_like_the_reference() {
     for isa in isas() {
         let (m, k, n) = (13, 40, 35);

@@ -497,6 +497,36 @@ mod x86 {
                 }
             }
         };
+        if rs > 0 && !fast && !copy && ars < acs {
+            // A read across its storage order (a transposed row-major matrix): convert in
+            // 16 x 16 blocks, so that reads and writes both stay within a few cache lines.
+            const BLK: usize = 16;
+            let fill_rows = |i0: usize, out: &mut [bf16]| {
+                let i1 = (i0 + BLK).min(m);
+                for j0 in (0..k).step_by(BLK) {
+                    let j1 = (j0 + BLK).min(k);
+                    for i in i0..i1 {
+                        let d = &mut out[(i - i0) * rs..];
+                        for j in j0..j1 {
+                            d[j] = src[i * ars + j * acs].to_bf16();
+                        }
+                    }
+                }
+            };
+            #[cfg(feature = "std")]
+            if par.degree() > 1 && m * k >= 1 << 16 {
+                use rayon::prelude::*;
+                data.par_chunks_mut(BLK * rs)
+                    .take(m.div_ceil(BLK))
+                    .enumerate()
+                    .for_each(|(b, d)| fill_rows(b * BLK, d));
+                return PreparedA { data, rs, rows };
+            }
+            for (b, d) in data.chunks_mut(BLK * rs).take(m.div_ceil(BLK)).enumerate() {
+                fill_rows(b * BLK, d);
+            }
+            return PreparedA { data, rs, rows };
+        }
         if rs > 0 {
             // Below ~64k elements the conversion takes a few microseconds: less than waking
             // another thread.
