@@ -201,6 +201,38 @@ fn pack_b<K: Micro, T: Elem>(
                 *d = K::P::from_elem(x);
             }
         }
+    } else if cs == 1 && ks == 2 {
+        // Row-major B into pair-interleaved strips (bf16 VNNI): rows k and k + 1 zipped.
+        for kk in (0..kc).step_by(2) {
+            let out = &mut dst[kk * nr_full..kk * nr_full + 2 * nr];
+            let base = (k0 + kk) * rs + c0;
+            let r0 = &data[base..base + nr];
+            if kk + 1 < kc {
+                let r1 = &data[base + rs..base + rs + nr];
+                for ((o, &x0), &x1) in out.chunks_exact_mut(2).zip(r0).zip(r1) {
+                    o[0] = K::P::from_elem(x0);
+                    o[1] = K::P::from_elem(x1);
+                }
+            } else {
+                for (o, &x0) in out.chunks_exact_mut(2).zip(r0) {
+                    o[0] = K::P::from_elem(x0);
+                    o[1] = K::P::default();
+                }
+            }
+        }
+    } else if cs == 1 {
+        // Row-major B into KSTEP-interleaved strips: `ks` rows at a time, each row
+        // contiguous; the interleaved destination row `kk / ks` is written in order.
+        for kk in (0..kc).step_by(ks) {
+            let out = &mut dst[(kk / ks) * nr_full * ks..(kk / ks + 1) * nr_full * ks];
+            for t in 0..ks.min(kc - kk) {
+                let base = (k0 + kk + t) * rs + c0;
+                let src = &data[base..base + nr];
+                for (j, &x) in src.iter().enumerate() {
+                    out[j * ks + t] = K::P::from_elem(x);
+                }
+            }
+        }
     } else if rs == 1 {
         for j in 0..nr {
             let base = (c0 + j) * cs + k0;
