@@ -94,3 +94,81 @@ fn scalar_rows() {
     // LayerNorm and L2 are left out: libm's sqrt is inline assembly on x86-64, which Miri
     // cannot run (and their scalar paths hold no unsafe code).
 }
+
+/// The NEON microkernel (aarch64 only; under Miri with `--target aarch64-unknown-linux-gnu`
+/// this checks it on an x86 machine): edge tiles, transposes, bias + GELU, against f64.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_gemm_small_shapes() {
+    assert!(Isa::Neon.is_supported(), "aarch64 always has NEON");
+    for &(m, k, n) in &[(1, 1, 1), (9, 6, 5), (17, 3, 19)] {
+        for (ta, tb) in [(false, false), (true, true)] {
+            let a = rand_vec(m * k, 4);
+            let b = rand_vec(k * n, 5);
+            let am = if ta {
+                let mut t = vec![0.0f32; m * k];
+                for i in 0..m {
+                    for p in 0..k {
+                        t[p * m + i] = a[i * k + p];
+                    }
+                }
+                t
+            } else {
+                a.clone()
+            };
+            let bm = if tb {
+                let mut t = vec![0.0f32; k * n];
+                for p in 0..k {
+                    for j in 0..n {
+                        t[j * k + p] = b[p * n + j];
+                    }
+                }
+                t
+            } else {
+                b.clone()
+            };
+            let av = if ta {
+                MatRef::new(&am, m, k, 1, m).unwrap()
+            } else {
+                MatRef::row_major(&am, m, k).unwrap()
+            };
+            let bv = if tb {
+                MatRef::new(&bm, k, n, 1, k).unwrap()
+            } else {
+                MatRef::row_major(&bm, k, n).unwrap()
+            };
+            let bias = rand_vec(n, 6);
+            let mut c = vec![0.25f32; m * n];
+            let cm = MatMut::row_major(&mut c, m, n).unwrap();
+            gemm_f32_with(
+                Isa::Neon,
+                1.5,
+                av,
+                bv,
+                0.5,
+                cm,
+                Epilogue::BiasGelu(&bias),
+                Par::Seq,
+            )
+            .unwrap();
+            let want = reference::gemm(
+                m,
+                k,
+                n,
+                1.5,
+                |i, p| a[i * k + p] as f64,
+                |p, j| b[p * n + j] as f64,
+                0.5,
+                |_, _| 0.25,
+                Some(&bias),
+                true,
+            );
+            for (idx, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                assert!(
+                    (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "neon {m}x{k}x{n} ta={ta} tb={tb} at {idx}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
