@@ -15,6 +15,9 @@ pub enum SamplerError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A LAReQA file failed the evaluation's parser (the message names the file).
+    #[error(transparent)]
+    Lareqa(multiret_eval::EvalError),
     /// A JSON file is not valid JSON or does not have the expected shape.
     #[error("{}: malformed JSON: {source}", path.display())]
     Json {
@@ -95,3 +98,14 @@ impl SamplerError {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = SamplerError> = std::result::Result<T, E>;
+
+impl From<multiret_eval::EvalError> for SamplerError {
+    /// Unreadable and malformed files keep their own variants; the rest stays the parser's.
+    fn from(e: multiret_eval::EvalError) -> Self {
+        match e {
+            multiret_eval::EvalError::Io { path, source } => SamplerError::Io { path, source },
+            multiret_eval::EvalError::Json { path, source } => SamplerError::Json { path, source },
+            other => SamplerError::Lareqa(other),
+        }
+    }
+}

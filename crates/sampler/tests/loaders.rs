@@ -115,8 +115,8 @@ fn lareqa_groups_by_id_and_finds_gold_sentences() {
     assert_eq!(t.positive, "Dogs bark loudly.");
     let s = c.stats();
     assert_eq!(s.read, 7);
-    assert_eq!(s.skipped["en: answer runs past the sentence end"], 1);
-    assert_eq!(s.skipped["en: no answer"], 1);
+    assert_eq!(s.skipped["en: answer runs past the end of its sentence"], 1);
+    assert_eq!(s.skipped["en: question has no answer"], 1);
     assert_eq!(s.skipped["en: answer starts outside every sentence"], 1);
     assert_eq!(s.skipped_total(), 3);
     assert_eq!(c.groups_per_language(), vec![2, 2]);

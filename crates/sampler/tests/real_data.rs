@@ -24,7 +24,7 @@ fn mlqa_r_loads_with_groups_by_question_id() {
         .stats()
         .skipped
         .keys()
-        .all(|k| k.ends_with("answer runs past the sentence end")));
+        .all(|k| k.ends_with("answer runs past the end of its sentence")));
     assert_eq!(c.len(), 1147);
     assert_eq!(
         c.groups_per_language(),
