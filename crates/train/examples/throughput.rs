@@ -1,8 +1,11 @@
 //! Training throughput on this machine: e5-small on MLQA-R, hybrid batches.
 //!
 //! ```sh
-//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [freeze] [bf16]
+//! cargo run --release -p multiret-train --example throughput -- [STEPS] [BATCH] [freeze] [bf16] [burn-ops]
 //! ```
+//!
+//! `burn-ops` runs the dense layers on burn-flex's own ops instead of multiret-kernels (the
+//! comparison of the CPU fast path); `bf16` turns on mixed precision.
 //!
 //! Prints one line per step (loss, lr, tokens/s) and the mean tokens/s without the first step
 //! (warm-up of allocations).
@@ -16,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = DeviceChoice::Cpu;
     let freeze = args[2.min(args.len())..].iter().any(|a| a == "freeze");
     let bf16 = args[2.min(args.len())..].iter().any(|a| a == "bf16");
+    let burn_ops = args[2.min(args.len())..].iter().any(|a| a == "burn-ops");
     let out = std::env::temp_dir().join(format!("multiret-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = TrainConfig::new("e5-small", "mlqa-r", &out);
@@ -28,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.device = device;
     cfg.freeze_embeddings = freeze;
     cfg.bf16_matmul = bf16;
+    cfg.cpu_kernels = !burn_ops;
     let t = std::time::Instant::now();
     let summary = train(&cfg, None)?;
     let log = std::fs::read_to_string(out.join("log.jsonl"))?;
@@ -45,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .fold((0.0, 0.0), |(t, s), (n, r)| (t + n, s + n / r.max(1e-9)));
     println!(
-        "{device:?} batch {batch} freeze {freeze} bf16 {bf16}: {:.0} tokens/s over steps 2..={steps} \
+        "{device:?} batch {batch} freeze {freeze} bf16 {bf16} burn-ops {burn_ops}: {:.0} tokens/s over steps 2..={steps} \
          ({:.0} tokens/s over all; {:.1} s total with loading and checkpoint)",
         tok / secs.max(1e-9),
         summary.tokens_per_s,

@@ -79,6 +79,9 @@ pub struct TrainConfig {
     /// Mixed precision on the CPU: the dense layers' products in bf16 with f32 accumulation
     /// (parameters, optimiser state, activations and gradients stay f32). No effect on CUDA.
     pub bf16_matmul: bool,
+    /// Dense layers on multiret-kernels on the CPU (the default); `false` composes them from
+    /// burn-flex's own ops (slower; for comparison and debugging).
+    pub cpu_kernels: bool,
     /// Most tokens per text (special tokens included; `None`: the model's positions).
     pub max_len: Option<usize>,
     /// Hard negatives per pair (drawn at random when a pair has more; `None`: all).
@@ -132,6 +135,7 @@ impl TrainConfig {
             accumulate: 1,
             freeze_embeddings: false,
             bf16_matmul: false,
+            cpu_kernels: true,
             max_len: None,
             max_negatives: None,
             seed: 0,
@@ -249,6 +253,7 @@ impl TrainConfig {
             accumulate: self.accumulate,
             freeze_embeddings: self.freeze_embeddings,
             bf16_matmul: self.bf16_matmul,
+            cpu_kernels: self.cpu_kernels,
             max_len: self.max_len,
             max_negatives: self.max_negatives,
             seed: self.seed,
@@ -279,6 +284,8 @@ struct RunKey {
     freeze_embeddings: bool,
     #[serde(default)]
     bf16_matmul: bool,
+    #[serde(default = "yes")]
+    cpu_kernels: bool,
     max_len: Option<usize>,
     max_negatives: Option<usize>,
     seed: u64,
@@ -837,7 +844,8 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
     let encoder = Encoder::<B>::from_weights(&model.config, &weights, device)?
         .with_settings(&model.settings)
         .freeze_word_embeddings(cfg.freeze_embeddings)
-        .with_bf16_matmul(cfg.bf16_matmul);
+        .with_bf16_matmul(cfg.bf16_matmul)
+        .with_kernels(cfg.cpu_kernels);
     drop(weights);
 
     // Data.
@@ -1088,4 +1096,9 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
         eval_report: None,
         recovered,
     })
+}
+
+/// `true`: the default of settings added after a state format was fixed.
+fn yes() -> bool {
+    true
 }
