@@ -74,7 +74,7 @@ impl Texts<'_> {
 pub struct LoadStats {
     /// Records read (questions for LAReQA, non-empty lines for JSONL, triples for mMARCO).
     pub read: usize,
-    /// Records skipped, by reason (e.g. "answer runs past the sentence end").
+    /// Records skipped, by reason (e.g. "en: answer runs past the end of its sentence").
     pub skipped: BTreeMap<String, usize>,
 }
 

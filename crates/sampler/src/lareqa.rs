@@ -38,9 +38,11 @@ pub(crate) fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// skipped and counted in [`Corpus::stats`] (key `"LANG: reason"`). The positive passage is
 /// chosen by `unit`. LAReQA data has no hard negatives.
 ///
-/// Errors (those of [`multiret_eval::parse_lareqa_file`], naming the file): unreadable directory
-/// or file, no `*.json` file, malformed JSON, sentence offsets out of range or overlapping, a
-/// question id twice in one file, or no usable question.
+/// Errors (those of [`multiret_eval::parse_lareqa_file`], naming the file and the place in it):
+/// unreadable directory or file, no `*.json` file, malformed JSON, sentence offsets out of range,
+/// overlapping or out of order, a `sentences` list whose length differs from `sentence_breaks`,
+/// an answer whose offsets lie outside its context, a question id twice in one file, or no
+/// usable question. The evaluation refuses such files, so training refuses them too.
 pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
     let name = dir
         .file_name()

@@ -6,8 +6,9 @@
 //! calls. Nearly all of a training step is in the dense layers, so they run here on
 //! multiret-kernels instead: the forward GEMM with the bias fused in, GELU vectorised, and the
 //! backward pass `dZ = dY ⊙ gelu'(Z)`, `dX = dZ Wᵀ`, `dW = Xᵀ dZ`, `db = Σ_rows dZ` as three
-//! kernel calls. Everything stays f32; results equal burn's own ops up to summation order
-//! (tested in `tests/fast.rs` against the generic path).
+//! kernel calls. In f32 the results equal burn's own ops up to summation order (tested in
+//! `tests/encoder.rs` against the generic path); with [`Matmul::Bf16`] the products take bf16
+//! operands (f32 accumulation) while parameters, activations and gradients stay f32.
 //!
 //! The operation applies when the backend is [`Flex`] or [`FlexTrain`](crate::FlexTrain) and
 //! the tensors are f32; anything else takes the generic burn path.
@@ -173,9 +174,16 @@ fn flex_forward(
 ) -> (FlexTensor, Option<FlexTensor>, Option<Arc<Vec<bf16>>>) {
     let (t, inp) = dims2(x);
     let (inp2, out) = dims2(w);
+    // The encoder's weights were checked against its configuration when it was built
+    // (`check_weights`): a mismatch here is a bug, not bad input.
     assert_eq!(
         inp, inp2,
         "dense: x is [{t}, {inp}] but w is [{inp2}, {out}]"
+    );
+    assert_eq!(
+        b.layout().shape()[0],
+        out,
+        "dense: bias length differs from w's [{inp2}, {out}]"
     );
     let (xv, wv, bv) = (values(x), values(w), values(b));
     let wm = MatRef::row_major(&wv, inp, out).expect("w shape");
@@ -252,7 +260,7 @@ impl Backward<Flex, 3> for DenseBackward {
         }
         if let Some(node) = pb {
             let mut db = vec![0.0f32; out];
-            for row in dz.chunks_exact(out) {
+            for row in dz.chunks_exact(out.max(1)) {
                 for (d, g) in db.iter_mut().zip(row) {
                     *d += g;
                 }

@@ -474,15 +474,18 @@ mod x86 {
         let mut data = alloc::vec![bf16::ZERO; rows * rs];
         let src = a.as_slice();
         let (ars, acs) = (a.row_stride(), a.col_stride());
-        let is_f32 =
-            core::any::TypeId::of::<T>() == core::any::TypeId::of::<super::RoundedToBf16>();
+        // f32 arrives as itself (gemm_f32_bf16 on AMX) or as its rounding view (the other
+        // bf16 paths); both are plain f32 in memory.
+        let is_f32 = core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>()
+            || core::any::TypeId::of::<T>() == core::any::TypeId::of::<super::RoundedToBf16>();
         let fast = acs == 1 && is_f32 && crate::Isa::Avx512Bf16.is_supported();
         let copy = acs == 1 && core::any::TypeId::of::<T>() == core::any::TypeId::of::<bf16>();
         let fill = |i: usize, dst: &mut [bf16]| {
             let dst = &mut dst[..k];
             if fast {
                 let row = &src[i * ars..i * ars + k];
-                // SAFETY: T is RoundedToBf16, repr(transparent) over f32.
+                // SAFETY: T is f32 or RoundedToBf16 (repr(transparent) over f32): same size,
+                // alignment and validity as f32.
                 let row: &[f32] = unsafe { core::slice::from_raw_parts(row.as_ptr().cast(), k) };
                 // SAFETY: the CPU has avx512f and avx512bf16 (`fast` checked it).
                 unsafe { cvt_row_bf16(row, dst) };
