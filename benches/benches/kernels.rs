@@ -4,7 +4,7 @@
 //! `cargo bench -p multiret-benches --bench kernels`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use multiret_benches::{random_f32, GEMM_SHAPES};
+use multiret_benches::{peer_gemm, peer_matrixmultiply, random_f32, GEMM_SHAPES};
 use multiret_kernels::cosine::cosine_top_k;
 use multiret_kernels::gemm::{gemm_bf16, gemm_f32, Epilogue};
 use multiret_kernels::norm::layer_norm_rows;
@@ -29,55 +29,10 @@ fn bench_gemm(c: &mut Criterion) {
             })
         });
         g.bench_function(BenchmarkId::new("gemm", &id), |bch| {
-            bch.iter(|| {
-                // SAFETY: row-major m x k, k x n and m x n buffers of exactly those sizes.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        out.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        k as isize,
-                        b.as_ptr(),
-                        1,
-                        n as isize,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
-            })
+            bch.iter(|| peer_gemm(m, k, n, &a, &b, &mut out, 1))
         });
         g.bench_function(BenchmarkId::new("matrixmultiply", &id), |bch| {
-            bch.iter(|| {
-                // SAFETY: as above.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        k as isize,
-                        1,
-                        b.as_ptr(),
-                        n as isize,
-                        1,
-                        0.0,
-                        out.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
-            })
+            bch.iter(|| peer_matrixmultiply(m, k, n, &a, &b, &mut out))
         });
         let ab: Vec<bf16> = a.iter().map(|&x| bf16::from_f32(x)).collect();
         let bb: Vec<bf16> = b.iter().map(|&x| bf16::from_f32(x)).collect();

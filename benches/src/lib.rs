@@ -5,24 +5,6 @@ use std::time::Instant;
 
 pub mod xquad;
 
-/// Median seconds of `f` over at least `min_runs` runs and `min_secs` seconds (after one
-/// warm-up run).
-pub fn median_secs(min_runs: usize, min_secs: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < min_runs || start.elapsed().as_secs_f64() < min_secs {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed().as_secs_f64());
-        if times.len() >= 1000 {
-            break;
-        }
-    }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times[times.len() / 2]
-}
-
 /// Times several implementations of one task *interleaved*: after one warm-up call each, rounds
 /// call every implementation once (the order rotating from round to round) until each has run
 /// `min_runs` times and `min_secs` have passed; returns each one's median seconds. On a shared
@@ -82,3 +64,84 @@ pub const GEMM_SHAPES: [(usize, usize, usize); 5] = [
     (128, 384, 384),
     (1024, 1024, 1024),
 ];
+
+/// The `gemm` 0.19 peer: `c = a b` for row-major `a` (`m x k`), `b` (`k x n`), `c` (`m x n`),
+/// on `threads` threads of the current rayon pool (1: none).
+///
+/// # Panics
+/// When a slice is shorter than its shape says.
+pub fn peer_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    threads: usize,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "peer_gemm: short buffer"
+    );
+    let par = if threads <= 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
+    // SAFETY: a is m x k, b is k x n, c is m x n, row-major (column stride 1, row stride =
+    // columns), and every slice holds at least that many elements (checked above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// The `matrixmultiply` 0.3 peer: `c = a b`, row-major, as [`peer_gemm`]; its thread count is
+/// `MATMUL_NUM_THREADS`, read once per process.
+///
+/// # Panics
+/// When a slice is shorter than its shape says.
+pub fn peer_matrixmultiply(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "peer_matrixmultiply: short buffer"
+    );
+    // SAFETY: as in `peer_gemm`: row-major buffers of at least the shapes' sizes.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}

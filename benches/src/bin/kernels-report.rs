@@ -11,7 +11,9 @@
 
 use std::process::Command;
 
-use multiret_benches::{interleaved_median_secs, random_f32, GEMM_SHAPES};
+use multiret_benches::{
+    interleaved_median_secs, peer_gemm, peer_matrixmultiply, random_f32, GEMM_SHAPES,
+};
 use multiret_kernels::gemm::{gemm_bf16, gemm_f32, Epilogue};
 use multiret_kernels::{bf16, MatMut, MatRef, Par};
 use serde_json::json;
@@ -52,11 +54,6 @@ fn report(threads: usize, quick: bool) {
             } else {
                 Par::Threads(threads)
             };
-            let gp = if threads == 1 {
-                gemm::Parallelism::None
-            } else {
-                gemm::Parallelism::Rayon(threads)
-            };
             let mut ours = || {
                 let am = MatRef::row_major(&a, m, k).unwrap();
                 let bm = MatRef::row_major(&b, k, n).unwrap();
@@ -69,54 +66,8 @@ fn report(threads: usize, quick: bool) {
                 let cm = MatMut::row_major(&mut c2, m, n).unwrap();
                 gemm_bf16(1.0, am, bm, 0.0, cm, Epilogue::None, par).unwrap();
             };
-            let mut peer_gemm = || {
-                // SAFETY: a is m x k, b is k x n, c is m x n, all row-major and in bounds
-                // (column stride 1, row stride = columns).
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        c3.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        k as isize,
-                        b.as_ptr(),
-                        1,
-                        n as isize,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gp,
-                    )
-                }
-            };
-            let mut peer_mm = || {
-                // SAFETY: a is m x k, b is k x n, c is m x n, all row-major and in bounds.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        k as isize,
-                        1,
-                        b.as_ptr(),
-                        n as isize,
-                        1,
-                        0.0,
-                        c4.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
-            };
+            let mut peer_gemm = || peer_gemm(m, k, n, &a, &b, &mut c3, threads);
+            let mut peer_mm = || peer_matrixmultiply(m, k, n, &a, &b, &mut c4);
             if quick {
                 let t = interleaved_median_secs(
                     MIN_RUNS,
