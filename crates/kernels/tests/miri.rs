@@ -95,6 +95,18 @@ fn scalar_rows() {
     // cannot run (and their scalar paths hold no unsafe code).
 }
 
+/// `v` (row-major `rows x cols`) stored transposed: row-major `cols x rows`.
+#[cfg(target_arch = "aarch64")]
+fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; v.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            t[j * rows + i] = v[i * cols + j];
+        }
+    }
+    t
+}
+
 /// The NEON microkernel (aarch64 only; under Miri with `--target aarch64-unknown-linux-gnu`
 /// this checks it on an x86 machine): edge tiles, transposes, bias + GELU, against f64.
 #[cfg(target_arch = "aarch64")]
@@ -105,28 +117,8 @@ fn neon_gemm_small_shapes() {
         for (ta, tb) in [(false, false), (true, true)] {
             let a = rand_vec(m * k, 4);
             let b = rand_vec(k * n, 5);
-            let am = if ta {
-                let mut t = vec![0.0f32; m * k];
-                for i in 0..m {
-                    for p in 0..k {
-                        t[p * m + i] = a[i * k + p];
-                    }
-                }
-                t
-            } else {
-                a.clone()
-            };
-            let bm = if tb {
-                let mut t = vec![0.0f32; k * n];
-                for p in 0..k {
-                    for j in 0..n {
-                        t[j * k + p] = b[p * n + j];
-                    }
-                }
-                t
-            } else {
-                b.clone()
-            };
+            let am = if ta { transposed(&a, m, k) } else { a.clone() };
+            let bm = if tb { transposed(&b, k, n) } else { b.clone() };
             let av = if ta {
                 MatRef::new(&am, m, k, 1, m).unwrap()
             } else {
