@@ -220,19 +220,6 @@ fn pack_b<K: Micro, T: Elem>(
                 }
             }
         }
-    } else if cs == 1 {
-        // Row-major B into KSTEP-interleaved strips: `ks` rows at a time, each row
-        // contiguous; the interleaved destination row `kk / ks` is written in order.
-        for kk in (0..kc).step_by(ks) {
-            let out = &mut dst[(kk / ks) * nr_full * ks..(kk / ks + 1) * nr_full * ks];
-            for t in 0..ks.min(kc - kk) {
-                let base = (k0 + kk + t) * rs + c0;
-                let src = &data[base..base + nr];
-                for (j, &x) in src.iter().enumerate() {
-                    out[j * ks + t] = K::P::from_elem(x);
-                }
-            }
-        }
     } else if rs == 1 {
         for j in 0..nr {
             let base = (c0 + j) * cs + k0;

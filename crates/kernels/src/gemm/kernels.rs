@@ -500,12 +500,14 @@ mod x86 {
                 }
             }
         };
-        if rs > 0 && !fast && !copy && ars < acs {
-            // A read across its storage order (a transposed row-major matrix): convert in
-            // 16 x 16 blocks, so that reads and writes both stay within a few cache lines.
-            const BLK: usize = 16;
-            let fill_rows = |i0: usize, out: &mut [bf16]| {
-                let i1 = (i0 + BLK).min(m);
+        // Blocks of 16 rows. A read across its storage order (a transposed row-major matrix)
+        // is converted in 16 x 16 tiles, so that reads and writes both stay within a few cache
+        // lines; otherwise row by row.
+        const BLK: usize = 16;
+        let across = !fast && !copy && ars < acs;
+        let fill_block = |b: usize, out: &mut [bf16]| {
+            let (i0, i1) = (b * BLK, ((b + 1) * BLK).min(m));
+            if across {
                 for j0 in (0..k).step_by(BLK) {
                     let j1 = (j0 + BLK).min(k);
                     for i in i0..i1 {
@@ -515,36 +517,28 @@ mod x86 {
                         }
                     }
                 }
-            };
-            #[cfg(feature = "std")]
-            if par.degree() > 1 && m * k >= 1 << 16 {
-                use rayon::prelude::*;
-                data.par_chunks_mut(BLK * rs)
-                    .take(m.div_ceil(BLK))
-                    .enumerate()
-                    .for_each(|(b, d)| fill_rows(b * BLK, d));
-                return PreparedA { data, rs, rows };
+            } else {
+                for i in i0..i1 {
+                    fill(i, &mut out[(i - i0) * rs..]);
+                }
             }
-            for (b, d) in data.chunks_mut(BLK * rs).take(m.div_ceil(BLK)).enumerate() {
-                fill_rows(b * BLK, d);
-            }
-            return PreparedA { data, rs, rows };
-        }
+        };
         if rs > 0 {
+            let blocks = m.div_ceil(BLK);
             // Below ~64k elements the conversion takes a few microseconds: less than waking
             // another thread.
             #[cfg(feature = "std")]
             if par.degree() > 1 && m * k >= 1 << 16 {
                 use rayon::prelude::*;
-                data.par_chunks_mut(rs)
-                    .take(m)
+                data.par_chunks_mut(BLK * rs)
+                    .take(blocks)
                     .enumerate()
-                    .for_each(|(i, d)| fill(i, d));
+                    .for_each(|(b, d)| fill_block(b, d));
                 return PreparedA { data, rs, rows };
             }
             let _ = par;
-            for (i, d) in data.chunks_mut(rs).take(m).enumerate() {
-                fill(i, d);
+            for (b, d) in data.chunks_mut(BLK * rs).take(blocks).enumerate() {
+                fill_block(b, d);
             }
         }
         PreparedA { data, rs, rows }
