@@ -41,8 +41,8 @@ pub(crate) enum Matmul {
     Bf16,
 }
 
-/// `C = A B` (`C` fresh, `m x n`) in the chosen precision; `b16` is `B` already in bf16 when
-/// the caller has it.
+/// `C = A B` (`C` fresh, `m x n`) in the chosen precision: `b` in f32, or `b16` (the same
+/// matrix rounded to bf16, which [`Matmul::Bf16`] requires).
 fn matmul(
     prec: Matmul,
     a: MatRef<'_, f32>,
@@ -59,37 +59,23 @@ fn matmul(
     };
     match prec {
         Matmul::F32 => gemm_f32(1.0, a, b, 0.0, cm, epi, Par::all()),
-        Matmul::Bf16 => match b16 {
-            Some(b16) => gemm_f32_bf16(1.0, a, b16, 0.0, cm, epi, Par::all()),
-            None => {
-                let conv = to_bf16(b);
-                let b16 = MatRef::row_major(&conv, b.rows(), b.cols()).expect("B shape");
-                gemm_f32_bf16(1.0, a, b16, 0.0, cm, epi, Par::all())
-            }
-        },
+        Matmul::Bf16 => {
+            let b16 = b16.expect("bf16 products take B in bf16");
+            gemm_f32_bf16(1.0, a, b16, 0.0, cm, epi, Par::all())
+        }
     }
     .expect("matmul shapes checked by the caller");
     c
 }
 
-/// `m` rounded to bf16 (round to nearest even), row-major.
-fn to_bf16(m: MatRef<'_, f32>) -> Vec<bf16> {
+/// `v` rounded to bf16 (round to nearest even), in parallel chunks.
+fn to_bf16(v: &[f32]) -> Vec<bf16> {
     use half::slice::HalfFloatSliceExt;
     use rayon::prelude::*;
-    if m.col_stride() == 1 && m.row_stride() == m.cols() {
-        let src = &m.as_slice()[..m.rows() * m.cols()];
-        let mut out = vec![bf16::ZERO; src.len()];
-        out.par_chunks_mut(1 << 16)
-            .zip(src.par_chunks(1 << 16))
-            .for_each(|(o, s)| o.convert_from_f32_slice(s));
-        return out;
-    }
-    let mut out = Vec::with_capacity(m.rows() * m.cols());
-    for i in 0..m.rows() {
-        for j in 0..m.cols() {
-            out.push(bf16::from_f32(*m.get(i, j)));
-        }
-    }
+    let mut out = vec![bf16::ZERO; v.len()];
+    out.par_chunks_mut(1 << 16)
+        .zip(v.par_chunks(1 << 16))
+        .for_each(|(o, s)| o.convert_from_f32_slice(s));
     out
 }
 
@@ -97,8 +83,8 @@ type FlexAd = Autodiff<Flex>;
 
 /// `act(x w + b)` for `x: [t, in]`, `w: [in, out]`, `b: [out]`; `act` is GELU (erf form) when
 /// `gelu`, the identity otherwise. `kernels` allows the multiret-kernels path, in that
-/// precision, where the backend is burn-flex. `fused_gelu` says whether the backend's own GELU op is the exact erf form (see
-/// [`EncoderMeta`](crate::encoder::EncoderMeta)).
+/// precision, where the backend is burn-flex. `fused_gelu` says whether the backend's own GELU
+/// op is the exact erf form (see [`EncoderMeta`](crate::encoder::EncoderMeta)).
 pub(crate) fn dense<B: Backend>(
     x: Tensor<B, 2>,
     w: Tensor<B, 2>,
@@ -187,7 +173,7 @@ fn flex_forward(
     );
     let (xv, wv, bv) = (values(x), values(w), values(b));
     let wm = MatRef::row_major(&wv, inp, out).expect("w shape");
-    let w16 = (prec == Matmul::Bf16).then(|| Arc::new(to_bf16(wm)));
+    let w16 = (prec == Matmul::Bf16).then(|| Arc::new(to_bf16(&wv)));
     let w16m = w16
         .as_deref()
         .map(|w| MatRef::row_major(w, inp, out).expect("w shape"));
@@ -249,11 +235,13 @@ impl Backward<Flex, 3> for DenseBackward {
         }
         if let Some(node) = pw {
             let xv = values(&x);
+            let dz16 = (prec == Matmul::Bf16).then(|| to_bf16(&dz));
             let dw = matmul(
                 prec,
                 MatRef::row_major(&xv, t, inp).expect("x shape").t(),
                 MatRef::row_major(&dz, t, out).expect("dz shape"),
-                None,
+                dz16.as_deref()
+                    .map(|d| MatRef::row_major(d, t, out).expect("dz shape")),
                 None,
             );
             grads.register::<Flex>(node.id, tensor_of(dw, &[inp, out]));
