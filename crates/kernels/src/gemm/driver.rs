@@ -2,6 +2,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 use crate::par::for_each_part;
 use crate::{bf16, MatMut, MatRef, Par};
@@ -93,7 +94,11 @@ pub(crate) trait Micro: Sync {
     /// As for [`Micro::thread_begin`], which must have been called on this thread.
     unsafe fn thread_end() {}
 
-    /// Computes the full `MR x NR` tile `C = alpha * A_strip * B_strip + beta * C` (C not read
+    /// Whether [`Micro::kernel`] computes tiles of fewer than `MR` rows (`rows < MR`); otherwise
+    /// `rows` is always `MR` and the driver runs edge strips through a scratch tile.
+    const EDGE_ROWS: bool = false;
+
+    /// Computes the `rows x NR` tile `C = alpha * A_strip * B_strip + beta * C` (C not read
     /// when `beta == 0`).
     ///
     /// The A strip is read in units of `KSTEP` elements (one f32, or one pair of bf16): unit
@@ -102,13 +107,15 @@ pub(crate) trait Micro: Sync {
     /// stride in units and `a_ks = 1`.
     ///
     /// # Safety
-    /// Every unit `(i, s)`, `i < MR`, `s < kc_steps`, of `a` and `NR * kc_steps * KSTEP`
-    /// elements of `b` must be readable; `c` must be valid for reads and writes of `MR` rows of
-    /// `NR` contiguous elements `rsc` apart; the ISA of the implementation must be supported by
-    /// the CPU (the dispatcher checked it).
+    /// `rows <= MR`, and `rows == MR` unless [`Micro::EDGE_ROWS`]. Every unit `(i, s)`,
+    /// `i < rows`, `s < kc_steps`, of `a` and `NR * kc_steps * KSTEP` elements of `b` must be
+    /// readable; `c` must be valid for reads and writes of `rows` rows of `NR` contiguous
+    /// elements `rsc` apart; the ISA of the implementation must be supported by the CPU (the
+    /// dispatcher checked it).
     #[allow(clippy::too_many_arguments)]
     unsafe fn kernel(
         kc_steps: usize,
+        rows: usize,
         alpha: f32,
         a: *const Self::P,
         a_rs: usize,
@@ -177,8 +184,10 @@ fn pack_a<K: Micro, T: Elem>(
 }
 
 /// Packs columns `c0..c0+nr` (nr <= NR), depth `k0..k0+kc` of `b` into one B strip.
+///
+/// Every element of the strip (`NR * kc_pad`) is written, so `dst` may start uninitialised.
 fn pack_b<K: Micro, T: Elem>(
-    dst: &mut [K::P],
+    dst: &mut [MaybeUninit<K::P>],
     b: &MatRef<'_, T>,
     c0: usize,
     nr: usize,
@@ -189,7 +198,7 @@ fn pack_b<K: Micro, T: Elem>(
     let kc_pad = round_up(kc, K::KPAD);
     let dst = &mut dst[..nr_full * kc_pad];
     if nr < nr_full || kc_pad != kc {
-        dst.fill(K::P::default());
+        dst.fill(MaybeUninit::new(K::P::default()));
     }
     let data = b.as_slice();
     let (rs, cs) = (b.row_stride(), b.col_stride());
@@ -197,8 +206,18 @@ fn pack_b<K: Micro, T: Elem>(
         for k in 0..kc {
             let base = (k0 + k) * rs + c0;
             let src = &data[base..base + nr];
-            for (d, &x) in dst[k * nr_full..k * nr_full + nr].iter_mut().zip(src) {
-                *d = K::P::from_elem(x);
+            let out = &mut dst[k * nr_full..k * nr_full + nr];
+            if nr == nr_full {
+                // A full strip row: a trip count known at compile time becomes a few vector
+                // moves. A run-time count becomes a `memcpy` call per row, whose overhead was 9%
+                // of a 128x384x384 GEMM.
+                for (d, &x) in out[..K::NR].iter_mut().zip(&src[..K::NR]) {
+                    *d = MaybeUninit::new(K::P::from_elem(x));
+                }
+            } else {
+                for (d, &x) in out.iter_mut().zip(src) {
+                    *d = MaybeUninit::new(K::P::from_elem(x));
+                }
             }
         }
     } else if cs == 1 && ks == 2 {
@@ -210,13 +229,13 @@ fn pack_b<K: Micro, T: Elem>(
             if kk + 1 < kc {
                 let r1 = &data[base + rs..base + rs + nr];
                 for ((o, &x0), &x1) in out.chunks_exact_mut(2).zip(r0).zip(r1) {
-                    o[0] = K::P::from_elem(x0);
-                    o[1] = K::P::from_elem(x1);
+                    o[0] = MaybeUninit::new(K::P::from_elem(x0));
+                    o[1] = MaybeUninit::new(K::P::from_elem(x1));
                 }
             } else {
                 for (o, &x0) in out.chunks_exact_mut(2).zip(r0) {
-                    o[0] = K::P::from_elem(x0);
-                    o[1] = K::P::default();
+                    o[0] = MaybeUninit::new(K::P::from_elem(x0));
+                    o[1] = MaybeUninit::new(K::P::default());
                 }
             }
         }
@@ -225,14 +244,15 @@ fn pack_b<K: Micro, T: Elem>(
             let base = (c0 + j) * cs + k0;
             let col = &data[base..base + kc];
             for (k, &x) in col.iter().enumerate() {
-                dst[((k / ks) * nr_full + j) * ks + k % ks] = K::P::from_elem(x);
+                dst[((k / ks) * nr_full + j) * ks + k % ks] = MaybeUninit::new(K::P::from_elem(x));
             }
         }
     } else {
         for k in 0..kc {
             let base = (k0 + k) * rs + c0 * cs;
             for j in 0..nr {
-                dst[((k / ks) * nr_full + j) * ks + k % ks] = K::P::from_elem(data[base + j * cs]);
+                dst[((k / ks) * nr_full + j) * ks + k % ks] =
+                    MaybeUninit::new(K::P::from_elem(data[base + j * cs]));
             }
         }
     }
@@ -338,7 +358,9 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
     let parts_wanted = par.degree();
     let (c_ptr, rsc, csc) = c.raw();
     let c_ptr = SyncPtr(c_ptr);
-    let mut bpack: Vec<K::P> = vec![K::P::default(); nc_max * kc_max];
+    // Not zeroed: `pack_b` writes every element of a strip before any kernel reads it.
+    let mut bpack: Vec<MaybeUninit<K::P>> = Vec::with_capacity(nc_max * kc_max);
+    bpack.resize_with(nc_max * kc_max, MaybeUninit::uninit);
 
     let mut jc = 0;
     while jc < n {
@@ -387,11 +409,13 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                 for is in i0..i1 {
                     let r0 = is * mr;
                     let mr_eff = mr.min(m - r0);
+                    // Rows the kernel computes: the strip's own when it takes edge tiles.
+                    let k_rows = if K::EDGE_ROWS { mr_eff } else { mr };
                     let (a_strip, a_rs, a_ks): (&[K::P], usize, usize) = match direct {
-                        Some(d) if r0 + mr <= d.rows => {
+                        Some(d) if r0 + k_rows <= d.rows => {
                             let start = r0 * d.rs + pc;
                             (
-                                &d.data[start..start + (mr - 1) * d.rs + kc_pad],
+                                &d.data[start..start + (k_rows - 1) * d.rs + kc_pad],
                                 d.rs / ks,
                                 1,
                             )
@@ -405,15 +429,20 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
                     for js in j0..j1 {
                         let c0 = jc + js * nr;
                         let nr_eff = nr.min(jc + nc - c0);
-                        // SAFETY: strip js is packed and read-only now (the contract).
+                        // SAFETY: strip js is packed (every element written, so initialised)
+                        // and read-only now (the contract).
                         let bs = unsafe {
-                            core::slice::from_raw_parts(bptr.get().add(js * strip_len), strip_len)
+                            core::slice::from_raw_parts(
+                                bptr.get().add(js * strip_len).cast::<K::P>(),
+                                strip_len,
+                            )
                         };
                         // SAFETY: the tile (r0.., c0..) lies inside C and belongs to this part
                         // only (the contract).
                         unsafe {
                             run_tile::<K>(
                                 kc_pad / ks,
+                                k_rows,
                                 alpha,
                                 a_strip,
                                 a_rs,
@@ -481,17 +510,19 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
     }
 }
 
-/// Runs one tile, through a scratch tile at the edges or when C is not row-contiguous, then
-/// applies the epilogue when this is the last depth block.
+/// Runs one tile (`rows` rows of the kernel, see [`Micro::kernel`]), through a scratch tile
+/// at the edges the kernel does not cover or when C is not row-contiguous, then applies the
+/// epilogue when this is the last depth block.
 ///
 /// # Safety
 /// Rows `r0..r0+mr_eff`, columns `c0..c0+nr_eff` of C (`c`, strides `rsc`, `csc`) must be
-/// valid and owned by the caller; the packed strips must have the lengths `K` needs; the ISA of
-/// `K` must be supported.
+/// valid and owned by the caller; `rows` must be as [`Micro::kernel`] allows; the packed strips
+/// must have the lengths `K` needs; the ISA of `K` must be supported.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn run_tile<K: Micro>(
     kc_steps: usize,
+    rows: usize,
     alpha: f32,
     astrip: &[K::P],
     a_rs: usize,
@@ -510,17 +541,19 @@ unsafe fn run_tile<K: Micro>(
 ) {
     let (mr, nr) = (K::MR, K::NR);
     // Every unit the kernel reads lies inside the slices (bounds the kernels rely on).
+    assert!(rows >= mr_eff && rows <= mr && (rows == mr || K::EDGE_ROWS));
     assert!(bpack.len() >= nr * kc_steps * K::KSTEP);
     assert!(
-        kc_steps == 0 || astrip.len() >= ((mr - 1) * a_rs + (kc_steps - 1) * a_ks + 1) * K::KSTEP
+        kc_steps == 0 || astrip.len() >= ((rows - 1) * a_rs + (kc_steps - 1) * a_ks + 1) * K::KSTEP
     );
-    if mr_eff == mr && nr_eff == nr && csc == 1 {
+    if mr_eff == rows && nr_eff == nr && csc == 1 {
         // SAFETY: full tile inside C with unit column stride (caller's contract).
         let ct = unsafe { c.add(r0 * rsc + c0) };
-        // SAFETY: strip lengths checked above; the tile is valid for MR rows of NR.
+        // SAFETY: operand lengths checked above; the tile is valid for `rows` rows of NR.
         unsafe {
             K::kernel(
                 kc_steps,
+                rows,
                 alpha,
                 astrip.as_ptr(),
                 a_rs,
@@ -533,7 +566,7 @@ unsafe fn run_tile<K: Micro>(
         };
         if let Some(epi) = epi {
             if epi.gelu || epi.bias.is_some() {
-                for i in 0..mr {
+                for i in 0..rows {
                     // SAFETY: row i of the tile: NR contiguous elements inside C, owned here.
                     let row = unsafe { core::slice::from_raw_parts_mut(ct.add(i * rsc), nr) };
                     K::epilogue_row(row, epi.bias.map(|b| &b[c0..c0 + nr]), epi.gelu);
@@ -542,10 +575,11 @@ unsafe fn run_tile<K: Micro>(
         }
         return;
     }
-    // SAFETY: `tile` holds MR * NR elements: MR rows of NR at stride NR.
+    // SAFETY: `tile` holds MR * NR elements: MR >= rows rows of NR at stride NR.
     unsafe {
         K::kernel(
             kc_steps,
+            rows,
             1.0,
             astrip.as_ptr(),
             a_rs,

@@ -161,6 +161,7 @@ impl Micro for Scalar {
 
     unsafe fn kernel(
         kc: usize,
+        rows: usize,
         alpha: f32,
         a: *const f32,
         a_rs: usize,
@@ -170,6 +171,7 @@ impl Micro for Scalar {
         c: *mut f32,
         rsc: usize,
     ) {
+        debug_assert_eq!(rows, 4);
         let mut acc = [[0.0f32; 4]; 4];
         // SAFETY: the caller guarantees 4 * kc readable elements behind `b`.
         let b = unsafe { core::slice::from_raw_parts(b, 4 * kc) };
@@ -219,9 +221,11 @@ mod x86 {
         const KSTEP: usize = 1;
         const KC: usize = 384;
         const NC: usize = 768;
+        const EDGE_ROWS: bool = true;
 
         unsafe fn kernel(
             kc: usize,
+            rows: usize,
             alpha: f32,
             a: *const f32,
             a_rs: usize,
@@ -232,7 +236,7 @@ mod x86 {
             rsc: usize,
         ) {
             // SAFETY: forwarded contract; the dispatcher checked avx512f.
-            unsafe { avx512_12x32(kc, alpha, a, a_rs, a_ks, b, beta, c, rsc) }
+            unsafe { avx512_mx32(kc, rows, alpha, a, a_rs, a_ks, b, beta, c, rsc) }
         }
 
         fn epilogue_row(row: &mut [f32], bias: Option<&[f32]>, gelu: bool) {
@@ -252,10 +256,13 @@ mod x86 {
         };
     }
 
+    /// Runs the `rows x 32` kernel (`rows <= 12`), one instance per row count, with A packed
+    /// (`a_ks == 12`, `a_rs == 1`) or read in place (`a_ks == 1`).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn avx512_12x32(
+    unsafe fn avx512_mx32(
         kc: usize,
+        rows: usize,
         alpha: f32,
         a: *const f32,
         a_rs: usize,
@@ -265,21 +272,29 @@ mod x86 {
         c: *mut f32,
         rsc: usize,
     ) {
-        // SAFETY: forwarded contract: (a_rs, a_ks) is (1, 12) for a packed strip or (rs, 1).
-        unsafe {
-            if a_ks == 1 {
-                avx512_12x32_impl::<true>(kc, alpha, a, a_rs, b, beta, c, rsc)
-            } else {
-                debug_assert!(a_rs == 1 && a_ks == 12);
-                avx512_12x32_impl::<false>(kc, alpha, a, 1, b, beta, c, rsc)
-            }
+        macro_rules! by_rows {
+            ($direct:literal, $a_rs:expr, $($m:literal)*) => {
+                match rows {
+                    // SAFETY: forwarded contract (rows == $m).
+                    $($m => unsafe {
+                        avx512_mx32_impl::<$direct, $m>(kc, alpha, a, $a_rs, b, beta, c, rsc)
+                    },)*
+                    _ => unreachable!("tile rows {rows} outside 1..=12"),
+                }
+            };
+        }
+        if a_ks == 1 {
+            by_rows!(true, a_rs, 12 11 10 9 8 7 6 5 4 3 2 1)
+        } else {
+            debug_assert!(a_rs == 1 && a_ks == 12);
+            by_rows!(false, 1, 12 11 10 9 8 7 6 5 4 3 2 1)
         }
     }
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    unsafe fn avx512_12x32_impl<const DIRECT: bool>(
+    unsafe fn avx512_mx32_impl<const DIRECT: bool, const M: usize>(
         kc: usize,
         alpha: f32,
         a: *const f32,
@@ -289,19 +304,19 @@ mod x86 {
         c: *mut f32,
         rsc: usize,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; 12];
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
         let (mut a, mut b) = (a, b);
-        // SAFETY: rows 0, 3, 6, 9 exist in the strip (direct mode reads 12 rows).
-        let mut base = unsafe {
-            if DIRECT {
-                [a, a.add(3 * a_rs), a.add(6 * a_rs), a.add(9 * a_rs)]
-            } else {
-                [a; 4]
+        // Base pointers for rows 0, 3, 6, 9, those below M only (the others stay at `a`).
+        let mut base = [a; 4];
+        if DIRECT {
+            for (g, p) in base.iter_mut().enumerate().take(M.div_ceil(3)) {
+                // SAFETY: row 3g < M exists in the operand (direct mode reads M rows).
+                *p = unsafe { a.add(3 * g * a_rs) };
             }
-        };
+        }
         for _ in 0..kc {
             // SAFETY: each step reads 32 elements of the B strip and unit (i, step) of the A
-            // strip for i < 12, which the caller guaranteed for kc steps.
+            // strip for i < M, which the caller guaranteed for kc steps.
             unsafe {
                 let b0 = _mm512_loadu_ps(b);
                 let b1 = _mm512_loadu_ps(b.add(16));
@@ -311,7 +326,7 @@ mod x86 {
                     row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
                 }
                 if DIRECT {
-                    for p in base.iter_mut() {
+                    for p in base.iter_mut().take(M.div_ceil(3)) {
                         *p = p.add(1);
                     }
                 } else {
@@ -320,14 +335,14 @@ mod x86 {
                 b = b.add(32);
             }
         }
-        // SAFETY: the caller made the 12 x 32 tile at `c` valid.
+        // SAFETY: the caller made the M x 32 tile at `c` valid.
         unsafe { store_tile_avx512(&acc, alpha, beta, c, rsc) };
     }
 
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn store_tile_avx512(
-        acc: &[[__m512; 2]; 12],
+    unsafe fn store_tile_avx512<const M: usize>(
+        acc: &[[__m512; 2]; M],
         alpha: f32,
         beta: f32,
         c: *mut f32,
@@ -364,6 +379,7 @@ mod x86 {
 
         unsafe fn kernel(
             ksteps: usize,
+            rows: usize,
             alpha: f32,
             a: *const bf16,
             a_rs: usize,
@@ -373,6 +389,7 @@ mod x86 {
             c: *mut f32,
             rsc: usize,
         ) {
+            debug_assert_eq!(rows, 12);
             // SAFETY: forwarded contract; the dispatcher checked avx512f and avx512bf16.
             unsafe { avx512bf16_12x32(ksteps, alpha, a, a_rs, a_ks, b, beta, c, rsc) }
         }
@@ -612,6 +629,7 @@ mod x86 {
 
         unsafe fn kernel(
             ksteps: usize,
+            rows: usize,
             alpha: f32,
             a: *const bf16,
             a_rs: usize,
@@ -621,8 +639,8 @@ mod x86 {
             c: *mut f32,
             rsc: usize,
         ) {
-            debug_assert!(a_ks == 1 && ksteps.is_multiple_of(16));
-            let _ = a_ks;
+            debug_assert!(a_ks == 1 && ksteps.is_multiple_of(16) && rows == 32);
+            let _ = (a_ks, rows);
             let blocks = ksteps / 16;
             let a_stride = a_rs * 4; // bytes between A rows (a_rs counts bf16 pairs)
                                      // SAFETY: thread_begin configured the tiles; every tile load reads 16 rows of 64
@@ -733,6 +751,7 @@ mod x86 {
 
         unsafe fn kernel(
             kc: usize,
+            rows: usize,
             alpha: f32,
             a: *const f32,
             a_rs: usize,
@@ -742,6 +761,7 @@ mod x86 {
             c: *mut f32,
             rsc: usize,
         ) {
+            debug_assert_eq!(rows, 6);
             // SAFETY: forwarded contract; the dispatcher checked avx2 and fma.
             unsafe { avx2_6x16(kc, alpha, a, a_rs, a_ks, b, beta, c, rsc) }
         }
@@ -820,6 +840,7 @@ mod arm {
 
         unsafe fn kernel(
             kc: usize,
+            rows: usize,
             alpha: f32,
             a: *const f32,
             a_rs: usize,
@@ -829,6 +850,7 @@ mod arm {
             c: *mut f32,
             rsc: usize,
         ) {
+            debug_assert_eq!(rows, 8);
             // SAFETY: forwarded contract; the dispatcher checked neon.
             unsafe { neon_8x8(kc, alpha, a, a_rs, a_ks, b, beta, c, rsc) }
         }

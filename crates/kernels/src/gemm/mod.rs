@@ -7,7 +7,7 @@
 //!
 //! | ISA | f32 tile (MR x NR) | bf16 |
 //! |---|---|---|
-//! | AVX-512F | 12 x 32 | widened to f32 |
+//! | AVX-512F | 12 x 32 (1-11 x 32 at the last strip) | widened to f32 |
 //! | AVX-512 BF16 | 12 x 32 | `vdpbf16ps`, 12 x 32 |
 //! | AVX2 + FMA | 6 x 16 | widened to f32 |
 //! | NEON | 8 x 8 | widened to f32 |
