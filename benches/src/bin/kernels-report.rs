@@ -19,7 +19,7 @@ use multiret_kernels::{bf16, MatMut, MatRef, Par};
 use serde_json::json;
 
 const MIN_RUNS: usize = 5;
-const MIN_SECS: f64 = 0.6;
+const MIN_SECS: f64 = 2.0;
 
 fn gflops(m: usize, k: usize, n: usize, secs: f64) -> f64 {
     2.0 * (m * k * n) as f64 / secs / 1e9
