@@ -280,6 +280,30 @@ fn large_and_awkward_shapes() {
 }
 
 #[test]
+fn bf16_a_aligned_to_the_amx_tile() {
+    // Row-major bf16 A with rows and depth multiples of 32 and an even row stride is read in
+    // place by the AMX kernel (no copy); an odd stride or a ragged edge takes the copy.
+    for (m, k, n, pad) in [
+        (64, 96, 40, 0),
+        (64, 96, 40, 2),
+        (64, 96, 40, 1),
+        (128, 384, 384, 0),
+        (96, 800, 70, 0),
+        (97, 64, 33, 0),
+    ] {
+        for isa in isas() {
+            for threads in [1, 2] {
+                let case = Case {
+                    pad,
+                    ..fixed(m, k, n, false, false, threads)
+                };
+                run_case(isa, Kind::Bf16, &case);
+            }
+        }
+    }
+}
+
+#[test]
 fn large_transposed_a_in_parallel() {
     // A stored transposed and large enough (m * k >= 65536) for the parallel, blocked
     // conversion of the AMX path; a B split by columns (few rows of A) and by rows.
