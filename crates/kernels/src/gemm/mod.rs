@@ -2,11 +2,13 @@
 //!
 //! Operands are strided views ([`MatRef`], [`MatMut`]); a transposed operand is just a view with
 //! swapped strides ([`MatRef::t`]), so `X * W^T` (linear layers), `Q * K^T` and `P * V`
-//! (attention) need no copies. The driver packs panels of `B` (shared by all threads) and strips
-//! of `A` (per thread) and runs a register-blocked microkernel per ISA:
+//! (attention) need no copies. The driver packs panels of `B` (shared by all threads); `A` is
+//! read where it lies when it is row-major in the kernel's element type, and packed in strips
+//! (per thread) otherwise. A register-blocked microkernel per ISA:
 //!
 //! | ISA | f32 tile (MR x NR) | bf16 |
 //! |---|---|---|
+//! | AMX | (AVX-512F) | `tdpbf16ps`, 32 x 32 (A copied into 32-padded rows unless aligned) |
 //! | AVX-512F | 12 x 32 (1-11 x 32 at the last strip) | widened to f32 |
 //! | AVX-512 BF16 | 12 x 32 | `vdpbf16ps`, 12 x 32 |
 //! | AVX2 + FMA | 6 x 16 | widened to f32 |
