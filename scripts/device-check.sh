@@ -47,7 +47,7 @@ CPU_THREADS=${CPU_THREADS:-$((NPROC < 16 ? NPROC : 16))}
 GPU_BATCH=${GPU_BATCH:-128}
 SENTENCES=${SENTENCES:-} # only the first N sentences (a local dry run); default all
 export MULTIRET_CACHE=$W/cache
-export MULTIRET_FIXTURES=$W/me5-small-embeddings.json
+export MULTIRET_FIXTURES=$W/fixtures # the reference fixtures directory (as ../shared/fixtures)
 export RUST_BACKTRACE=1
 
 # CUDA libraries: the toolkit's lib directories, when present, go on the loader path (cudarc
@@ -253,14 +253,14 @@ write_summary
 # --- 1. unpack --------------------------------------------------------------------------------
 unpack() {
     set -e
-    mkdir -p "$BIN" "$MULTIRET_CACHE/e5-small" "$W/train-data"
+    mkdir -p "$BIN" "$MULTIRET_CACHE/e5-small" "$W/train-data" "$MULTIRET_FIXTURES"
     for b in multiret kernels-cuda model-gpu; do
         gzip -dc "$DEV/bin/$b.gz" >"$BIN/$b"
         chmod +x "$BIN/$b"
     done
     gzip -dc "$DEV/assets/e5-small/model.bin.gz" >"$MULTIRET_CACHE/e5-small/model.bin"
     gzip -dc "$DEV/assets/e5-small/tokenizer.json.gz" >"$MULTIRET_CACHE/e5-small/tokenizer.json"
-    gzip -dc "$DEV/assets/me5-small-embeddings.json.gz" >"$MULTIRET_FIXTURES"
+    gzip -dc "$DEV/assets/me5-small-embeddings.json.gz" >"$MULTIRET_FIXTURES/me5-small-embeddings.json"
     if [ -n "${SENTENCES:-}" ]; then
         gzip -dc "$DEV/assets/sentences.txt.gz" | head -n "$SENTENCES" >"$W/sentences.txt"
     else

