@@ -273,7 +273,7 @@ pub(crate) struct DirectA<'a, P> {
 
 /// When `TA` is the packed type itself and rows are contiguous, the A operand can be read in
 /// place.
-fn direct_a<'a, K: Micro, TA: Elem>(a: &MatRef<'a, TA>) -> Option<DirectA<'a, K::P>> {
+pub(crate) fn direct_a<'a, K: Micro, TA: Elem>(a: &MatRef<'a, TA>) -> Option<DirectA<'a, K::P>> {
     if core::any::TypeId::of::<TA>() != core::any::TypeId::of::<K::P>() {
         return None;
     }

@@ -59,33 +59,29 @@ pub(super) fn run_bf16<TA: BfOperand>(
     match effective(isa) {
         #[cfg(target_arch = "x86_64")]
         Isa::Amx => {
-            if let Some(direct) = x86::amx_a_in_place(&a) {
-                // SAFETY: `effective` returned Amx (as below); `direct` is `a` itself, whose
-                // rows and depth need no padding.
-                return unsafe {
-                    driver::gemm_with_direct::<x86::Amx, _, _>(
-                        alpha,
-                        a,
-                        Some(direct),
-                        b,
-                        beta,
-                        c,
-                        epi,
-                        par,
-                    )
-                };
-            }
-            let prepared = x86::prepare_a_amx(&a, par);
-            let view = MatRef::new(&prepared.data, a.rows(), a.cols(), prepared.rs, 1)
-                .expect("the prepared buffer holds every row of A");
-            let direct = driver::DirectA {
-                data: &prepared.data[..],
-                rs: prepared.rs,
-                rows: prepared.rows,
-                padded_k: true,
+            // A bf16 A that already fits the kernel (row-major, even row stride, rows and depth
+            // multiples of the 32 x 32 tile, so nothing needs zero padding) is read where it
+            // lies; any other A is copied (f32 rounded) into a zero-padded buffer.
+            let prepared;
+            let direct = match driver::direct_a::<x86::Amx, TA>(&a)
+                .filter(|_| a.rows().is_multiple_of(32) && a.cols().is_multiple_of(32))
+            {
+                Some(d) => d,
+                None => {
+                    prepared = x86::prepare_a_amx(&a, par);
+                    driver::DirectA {
+                        data: &prepared.data[..],
+                        rs: prepared.rs,
+                        rows: prepared.rows,
+                        padded_k: true,
+                    }
+                }
             };
+            let view = MatRef::new(direct.data, a.rows(), a.cols(), direct.rs, 1)
+                .expect("the buffer holds every row of A");
             // SAFETY: `effective` returned Amx: the CPU has AVX-512 BF16 and AMX, and the OS
-            // granted tile data. `direct` is the same matrix as `view`, padded with zeros.
+            // granted tile data. `direct` is the same matrix as `view` (padded with zeros when
+            // copied).
             unsafe {
                 driver::gemm_with_direct::<x86::Amx, _, _>(
                     alpha,
@@ -493,31 +489,6 @@ mod x86 {
         pub data: alloc::vec::Vec<bf16>,
         pub rs: usize,
         pub rows: usize,
-    }
-
-    /// A bf16 A the AMX kernel can read where it lies: row-major with an even row stride, and
-    /// rows and depth multiples of 32 (the kernel's tile, so nothing needs zero padding).
-    /// Otherwise `None`, and [`prepare_a_amx`] copies it.
-    pub(crate) fn amx_a_in_place<'a, T: super::Elem>(
-        a: &crate::MatRef<'a, T>,
-    ) -> Option<super::driver::DirectA<'a, bf16>> {
-        let ok = core::any::TypeId::of::<T>() == core::any::TypeId::of::<bf16>()
-            && a.col_stride() == 1
-            && a.row_stride().is_multiple_of(2)
-            && a.rows().is_multiple_of(32)
-            && a.cols().is_multiple_of(32);
-        if !ok {
-            return None;
-        }
-        let s = a.as_slice();
-        // SAFETY: T is bf16 itself (TypeId above): the cast is the identity.
-        let data: &'a [bf16] = unsafe { core::slice::from_raw_parts(s.as_ptr().cast(), s.len()) };
-        Some(super::driver::DirectA {
-            data,
-            rs: a.row_stride(),
-            rows: a.rows(),
-            padded_k: true,
-        })
     }
 
     /// Copies (and for f32, rounds) A into the AMX layout. On CPUs with AVX-512 BF16 the
