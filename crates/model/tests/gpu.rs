@@ -22,7 +22,6 @@ use multiret_model::{
     Arch, Config, EmbedOptions, EncodeSettings, Encoder, GpuEncoder, Model, ModelError, Pooling,
     Precision, Tokenizer, Weights,
 };
-use serde_json::Value;
 
 mod common;
 
@@ -244,36 +243,6 @@ fn gpu_embedder_keeps_the_input_order() {
     }
 }
 
-struct Row {
-    text: String,
-    ids: Vec<u32>,
-    emb: Vec<f32>,
-}
-
-fn rows() -> Vec<Row> {
-    let p = common::fixture("me5-small-embeddings.json");
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("fixture {} unreadable: {e}", p.display()));
-    let v: Value = serde_json::from_str(&text).expect("fixture JSON");
-    let nums = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .expect("array")
-            .iter()
-            .map(|x| x.as_f64().expect("number"))
-            .collect()
-    };
-    v["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| Row {
-            text: r["text"].as_str().expect("text").to_string(),
-            ids: nums(&r["ids"]).iter().map(|&x| x as u32).collect(),
-            emb: nums(&r["embedding"]).iter().map(|&x| x as f32).collect(),
-        })
-        .collect()
-}
-
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
@@ -292,7 +261,7 @@ fn real_model_matches_the_fixtures_and_the_cpu() {
             cache.display()
         )
     });
-    let rows = rows();
+    let rows = common::me5_rows();
     let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
     let dim = model.config.hidden;
     let s = &model.settings;

@@ -7,42 +7,8 @@
 use std::sync::OnceLock;
 
 use multiret_model::{EmbedOptions, Model, Precision};
-use serde_json::Value;
 
 mod common;
-
-struct Row {
-    text: String,
-    ids: Vec<u32>,
-    emb: Vec<f32>,
-}
-
-fn rows() -> Vec<Row> {
-    let p = common::fixture("me5-small-embeddings.json");
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("fixture {} unreadable: {e}", p.display()));
-    let v: Value = serde_json::from_str(&text).expect("fixture JSON");
-    v["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| Row {
-            text: r["text"].as_str().unwrap().to_string(),
-            ids: r["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect(),
-            emb: r["embedding"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect(),
-        })
-        .collect()
-}
 
 fn model() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
@@ -62,7 +28,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn token_ids_match_the_genuine_tokenizer() {
     let m = model();
-    for r in rows() {
+    for r in common::me5_rows() {
         let ids = m.tokenizer.encode(&r.text, m.config.max_tokens()).unwrap();
         assert_eq!(ids, r.ids, "ids of {:?}", r.text);
     }
@@ -71,7 +37,7 @@ fn token_ids_match_the_genuine_tokenizer() {
 fn check_embeddings(precision: Precision, min_cos: f64) {
     let m = model();
     let emb = m.embedder(precision);
-    let rows = rows();
+    let rows = common::me5_rows();
     let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
     // Singly, the first 16 as one padded batch, and everything in one batch with 2 threads.
     let single: Vec<f32> = ids
@@ -147,7 +113,7 @@ fn bin_tokenizer_is_close_to_the_genuine_one() {
     let dir = multiret_model::default_cache_dir().join("e5-small");
     let parsed = multiret_model::e5s1::load(&dir.join("model.bin")).unwrap();
     let bin = multiret_model::Tokenizer::from_bin(&parsed.vocab).unwrap();
-    let rows = rows();
+    let rows = common::me5_rows();
     let mut same = 0;
     for r in &rows {
         let a = bin.encode(&r.text, m.config.max_tokens()).unwrap();

@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod fixture;
+#[allow(unused_imports)] // Not every test binary reads a fixture.
+pub use fixture::fixture;
+
 /// The evaluation data: `MULTIRET_DATA`, else `../shared/data` beside the repository.
 /// Panics with a clear message when it is missing (the real-data tests must not pass silently).
 pub fn data_dir() -> PathBuf {
@@ -19,29 +23,6 @@ pub fn data_dir() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-/// A reference fixture file: in `MULTIRET_FIXTURES` (a directory), else in `../shared/fixtures`
-/// beside the repository. Panics with a clear message when it is missing (the fixture tests
-/// must not pass silently).
-pub fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::var_os("MULTIRET_FIXTURES")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/fixtures"
-            ))
-        });
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "reference fixture not found: {} (set MULTIRET_FIXTURES to the directory that holds \
-         {name})",
-        path.display()
-    );
-    path
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
