@@ -47,7 +47,7 @@ CPU_THREADS=${CPU_THREADS:-$((NPROC < 16 ? NPROC : 16))}
 GPU_BATCH=${GPU_BATCH:-128}
 SENTENCES=${SENTENCES:-} # only the first N sentences (a local dry run); default all
 export MULTIRET_CACHE=$W/cache
-export MULTIRET_FIXTURES=$W/fixtures # the reference fixtures directory (as ../shared/fixtures)
+export MULTIRET_FIXTURES=$W/fixtures # the reference fixtures directory (as tests/fixtures)
 export RUST_BACKTRACE=1
 
 # CUDA libraries: the toolkit's lib directories, when present, go on the loader path (cudarc

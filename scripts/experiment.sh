@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/experiment}
-DATA=${MULTIRET_DATA:-../shared/data}
+DATA=${MULTIRET_DATA:-data} # the repository's data/ (xquad-r/, mlqa-r/)
 STEPS=${STEPS:-100}
 BATCH=${BATCH:-32}
 LR=${LR:-3e-5}

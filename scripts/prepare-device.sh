@@ -39,7 +39,7 @@
 # untouched. The zeros compress away.
 #
 # Environment: MULTIRET_CACHE (model cache, default ~/.cache/multiret), XQUAD_R_DIR (default
-# ../shared/data/xquad-r), FIXTURE (default ../shared/fixtures/me5-small-embeddings.json),
+# data/xquad-r), FIXTURE (default tests/fixtures/me5-small-embeddings.json),
 # N_SENTENCES (20000), DEV_CPU_SENTENCES (2000), SKIP_BUILD=1 (reuse target/device/bin),
 # SKIP_BASELINE=1 (keep an existing dev-cpu.json).
 set -euo pipefail
@@ -48,8 +48,8 @@ cd "$(dirname "$0")/.."
 DEV=target/device
 CACHE=${MULTIRET_CACHE:-$HOME/.cache/multiret}
 MODEL_DIR=$CACHE/e5-small
-XQ=${XQUAD_R_DIR:-../shared/data/xquad-r}
-FIXTURE=${FIXTURE:-../shared/fixtures/me5-small-embeddings.json}
+XQ=${XQUAD_R_DIR:-data/xquad-r}
+FIXTURE=${FIXTURE:-tests/fixtures/me5-small-embeddings.json}
 N_SENTENCES=${N_SENTENCES:-20000}
 DEV_N=${DEV_CPU_SENTENCES:-2000}
 LIMIT=$((64 * 1024 * 1024))

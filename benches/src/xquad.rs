@@ -14,13 +14,10 @@ pub const XQUAD_R_LANGS: [&str; 11] = [
     "ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh",
 ];
 
-/// The evaluation data directory: `$MULTIRET_DATA` when set and not empty, else
-/// `../shared/data` from the workspace root.
+/// The evaluation data directory: `$MULTIRET_DATA` when set and not empty, else the
+/// repository's `data/` ([`multiret_data::env_data_dir`]).
 pub fn default_data_dir() -> PathBuf {
-    match std::env::var_os("MULTIRET_DATA").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
-    }
+    multiret_data::env_data_dir()
 }
 
 /// The candidate sentences of one `LANG.json` of XQuAD-R, in document order.

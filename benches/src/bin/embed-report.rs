@@ -8,7 +8,7 @@
 //! `candle-f32`; e.g. to profile one engine alone under `perf`), `--rounds N` (time each
 //! engine N times, the engines interleaved, and report the fastest round plus all of them in
 //! `seconds_all`: for a machine shared with other work), `--model SPEC` (default `e5-small`),
-//! `--data DIR` (default `$MULTIRET_DATA`, else `../shared/data`).
+//! `--data DIR` (default `$MULTIRET_DATA`, else the repository's `data/`).
 //!
 //! The workload: the first N XQuAD-R candidate sentences, round-robin across the 11 languages
 //! (see `multiret_benches::xquad`), tokenised once by multiret as passages (`passage: `
@@ -236,7 +236,7 @@ fn load_candle(model: &Model, tmp: &Path) -> Result<BertModel, String> {
         ));
     }
     model
-        .save_hf_dir(tmp)
+        .save_hf_dir(tmp, &Default::default())
         .map_err(|e| format!("writing the HF directory: {e}"))?;
     let cfg_path = tmp.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{e}"))?;

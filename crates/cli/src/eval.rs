@@ -48,14 +48,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME|DIR")]
     pub dataset: Option<String>,
 
-    /// Where dataset names are looked up.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "MULTIRET_DATA",
-        default_value = "../shared/data"
-    )]
-    pub data_dir: PathBuf,
+    /// Where dataset names are looked up [default: the repository's data/, then
+    /// ~/.cache/multiret/data (under MULTIRET_CACHE when set)].
+    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA")]
+    pub data_dir: Option<PathBuf>,
 
     /// Write the report as JSON.
     #[arg(long, value_name = "FILE")]
@@ -166,7 +162,11 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut config = args.config();
-    let spec = resolve_dataset(args.dataset.as_deref(), &args.data_dir)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(multiret_data::default_data_dir);
+    let spec = resolve_dataset(args.dataset.as_deref(), &data_dir)?;
     let dataset = load_dataset(&spec, args.split.as_deref())?;
     let load_s = start.elapsed().as_secs_f64();
 

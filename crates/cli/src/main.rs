@@ -65,7 +65,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let mut argv: Vec<std::ffi::OsString> = vec!["eval".into(), "--quiet".into()];
                 argv.extend(["--model".into(), ckpt.as_os_str().to_owned()]);
                 argv.extend(["--dataset".into(), dataset.into()]);
-                argv.extend(["--data-dir".into(), data_dir.as_os_str().to_owned()]);
+                if let Some(d) = &data_dir {
+                    argv.extend(["--data-dir".into(), d.as_os_str().to_owned()]);
+                }
                 argv.extend(["--out".into(), out.as_os_str().to_owned()]);
                 argv.extend([
                     "--markdown".into(),

@@ -69,9 +69,10 @@ pub struct SampleArgs {
     /// Seed of every random choice.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// Directory holding mlqa-r/ and xquad-r/.
-    #[arg(long, env = "MULTIRET_DATA", default_value = "../shared/data")]
-    pub data_dir: PathBuf,
+    /// Directory holding mlqa-r/ and xquad-r/ [default: the repository's data/, then
+    /// ~/.cache/multiret/data (under MULTIRET_CACHE when set)].
+    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA")]
+    pub data_dir: Option<PathBuf>,
     /// Positive passage of LAReQA corpora.
     #[arg(long, value_enum, default_value_t = PassageChoice::Sentence)]
     pub passage: PassageChoice,
@@ -110,7 +111,11 @@ pub fn build(args: &SampleArgs) -> anyhow::Result<(Vec<Corpus>, Sampler)> {
             ..MmarcoOptions::default()
         },
     };
-    let (corpora, weights) = load_train(&args.train, &args.data_dir, &options)
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(multiret_data::default_data_dir);
+    let (corpora, weights) = load_train(&args.train, &data_dir, &options)
         .with_context(|| format!("loading --train {}", args.train))?;
     let config = SamplerConfig {
         kind,

@@ -81,9 +81,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its newest checkpoint (same flags).
     #[arg(long)]
     pub resume: bool,
-    /// Directory holding mlqa-r/ and xquad-r/.
-    #[arg(long, env = "MULTIRET_DATA", default_value = "../shared/data")]
-    pub data_dir: PathBuf,
+    /// Directory holding mlqa-r/ and xquad-r/ [default: the repository's data/, then
+    /// ~/.cache/multiret/data (under MULTIRET_CACHE when set)].
+    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA")]
+    pub data_dir: Option<PathBuf>,
     /// Model cache [default: ~/.cache/multiret].
     #[arg(long, value_name = "DIR", env = "MULTIRET_CACHE")]
     pub cache_dir: Option<PathBuf>,
@@ -176,7 +177,9 @@ impl TrainArgs {
         if let Some(d) = &self.cache_dir {
             c.cache_dir = d.clone();
         }
-        c.data_dir = self.data_dir.clone();
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
         c.passage = match self.passage {
             TrainPassage::Sentence => PassageUnit::Sentence,
             TrainPassage::Paragraph => PassageUnit::Paragraph,

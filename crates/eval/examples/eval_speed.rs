@@ -8,9 +8,8 @@
 //!
 //! Embeddings are random (a fixed seed) unless `--ngram` asks for the character n-gram baseline
 //! (whose encoding time is reported separately). The data directory is `MULTIRET_DATA`, else
-//! ../shared/data beside the repository.
+//! the repository's `data/`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use multiret_eval::{
@@ -52,13 +51,9 @@ fn main() -> Result<(), multiret_eval::BoxError> {
             .num_threads(n)
             .build_global()?;
     }
-    let data = std::env::var_os("MULTIRET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        });
+    let data = multiret_data::env_data_dir();
     let t = Instant::now();
-    let ds = load_lareqa_dir(&data.join("xquad-r"))?;
+    let ds = load_lareqa_dir(&multiret_data::dataset_dir(&data, "xquad-r")?)?;
     println!(
         "loaded xquad-r in {:.2} s: {} queries, {} candidates, {} threads",
         t.elapsed().as_secs_f64(),

@@ -3,6 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use multiret_data::{DataError, Searched};
 use serde::Serialize;
 
 use crate::beir::{is_beir_dir, load_beir_dir, BeirDataset};
@@ -30,8 +31,10 @@ pub enum DatasetSpec {
 }
 
 /// Resolves `--dataset`: none or `sample` is the built-in sample; a name without a path
-/// separator (`xquad-r`, `mlqa-r`, ...) is looked for in `data_dir`, then in the current
-/// directory; anything else is a directory path.
+/// separator (`xquad-r`, `mlqa-r`, ...) is looked for in `data_dir` (and when that is the
+/// default data directory, in every default place: [`multiret_data::dataset_dir`]), then in
+/// the current directory; anything else is a directory path. The error for a name found
+/// nowhere lists every place looked in.
 pub fn resolve_dataset(name: Option<&str>, data_dir: &Path) -> Result<DatasetSpec> {
     let Some(name) = name else {
         return Ok(DatasetSpec::Sample);
@@ -48,13 +51,17 @@ pub fn resolve_dataset(name: Option<&str>, data_dir: &Path) -> Result<DatasetSpe
     };
     let is_plain =
         as_path.components().count() == 1 && !as_path.is_absolute() && name != "." && name != "..";
+    let mut searched = Vec::new();
     if is_plain {
-        let in_data = data_dir.join(name);
-        if in_data.is_dir() {
-            return Ok(DatasetSpec::Dir {
-                path: in_data,
-                name: name.to_string(),
-            });
+        match multiret_data::dataset_dir(data_dir, name) {
+            Ok(path) => {
+                return Ok(DatasetSpec::Dir {
+                    path,
+                    name: name.to_string(),
+                })
+            }
+            Err(DataError::DatasetNotFound { searched: s, .. }) => searched = s,
+            Err(_) => {}
         }
     }
     if as_path.is_dir() {
@@ -65,9 +72,9 @@ pub fn resolve_dataset(name: Option<&str>, data_dir: &Path) -> Result<DatasetSpe
     }
     let mut detail = if is_plain {
         format!(
-            "it is neither a directory nor inside the data directory {} (set --data-dir or \
-             MULTIRET_DATA)",
-            data_dir.display()
+            "it is not a directory here, and no data directory holds it: looked for {}; point \
+             --data-dir or MULTIRET_DATA at the directory that does",
+            Searched(&searched)
         )
     } else {
         "no such directory".to_string()
@@ -87,7 +94,10 @@ pub fn resolve_dataset(name: Option<&str>, data_dir: &Path) -> Result<DatasetSpe
             ));
         }
     } else if is_plain && KNOWN_NAMES.contains(&name) {
-        detail.push_str("; that directory does not exist");
+        detail.push_str(&format!(
+            "; the data directory {} does not exist",
+            data_dir.display()
+        ));
     }
     detail.push_str(&format!("; `{SAMPLE_NAME}` is the built-in sample"));
     Err(EvalError::UnknownDataset {

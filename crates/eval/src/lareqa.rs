@@ -1,5 +1,5 @@
 //! Loader for LAReQA-format benchmarks (XQuAD-R, MLQA-R, or any directory of `LANG.json`
-//! files), following ../shared/docs/method.md §4.
+//! files), following docs/method.md §4.
 //!
 //! - **Candidates**: every sentence (from `sentence_breaks`) of every paragraph of every file,
 //!   identified by (language, paragraph index in file order, sentence index). The text is the

@@ -1,7 +1,7 @@
 //! # multiret-eval
 //!
 //! The benchmark side of multiret: load multilingual QA-retrieval benchmarks, embed them with
-//! any model, score the three settings of ../shared/docs/method.md §4 and report the metrics
+//! any model, score the three settings of docs/method.md §4 and report the metrics
 //! for machines (JSON) and people (Markdown tables, an SVG heatmap).
 //!
 //! - [`lareqa`]: LAReQA-format loader (XQuAD-R, MLQA-R, any directory of `LANG.json` files),

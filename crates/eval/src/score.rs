@@ -327,7 +327,7 @@ pub fn pair_key(x: &str, y: &str) -> String {
 }
 
 /// Aggregates ranks into the Mo., Cr. and Mul. metrics (macro and micro averages as in
-/// ../shared/docs/method.md §4).
+/// docs/method.md §4).
 pub fn lareqa_settings(ds: &LareqaDataset, ranks: &LareqaRanks) -> LareqaSettings {
     let langs = ds.lang_codes();
     let n = langs.len();

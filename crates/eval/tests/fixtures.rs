@@ -1,4 +1,4 @@
-//! The metrics against ../shared/fixtures/ranking-metrics.json (independent reference values:
+//! The metrics against tests/fixtures/ranking-metrics.json (independent reference values:
 //! AP with the lower-index tie-break, scikit-learn's AP where no scores tie, R@1, R@10, rank
 //! distance).
 

@@ -1,4 +1,4 @@
-//! XQuAD-R and MLQA-R from `MULTIRET_DATA` (default ../shared/data): counts, skips and their
+//! XQuAD-R and MLQA-R from `MULTIRET_DATA` (default: the repository's data/): counts, skips and their
 //! reasons, and a full evaluation with the n-gram baseline. Fails, with a message naming the
 //! directory, when the data is missing.
 

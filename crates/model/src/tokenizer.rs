@@ -8,7 +8,7 @@
 //! map, collapse runs of spaces, Metaspace with `▁` prepended and words split before `▁`,
 //! Viterbi over the piece scores), but its map works code point by code point, while the
 //! genuine normaliser also rewrites sequences (it composes decomposed diacritics:
-//! `"Vie\u{302}\u{323}t"` tokenises differently). ../shared/docs/models.md reports 54 differing
+//! `"Vie\u{302}\u{323}t"` tokenises differently). docs/models.md reports 54 differing
 //! texts of 26,104 on XQuAD-R (0.2%) for such a rebuilt tokenizer; measured on the 25,992 texts
 //! `multiret eval --dataset xquad-r` encodes, this one differs on none
 //! (`cargo run --release -p multiret-model --example tokenizer_diff`). Prefer `tokenizer.json`

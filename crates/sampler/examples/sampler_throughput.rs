@@ -4,7 +4,7 @@
 //! cargo run --release -p multiret-sampler --example sampler_throughput [-- DATA_DIR [BATCHES]]
 //! ```
 //!
-//! `DATA_DIR` defaults to `MULTIRET_DATA`, else `../../../shared/data` from this crate.
+//! `DATA_DIR` defaults to `MULTIRET_DATA`, else the repository's `data/`.
 //! Reports the pure sampling rate (batch of pair references), and the rate when every pair is
 //! also resolved to its texts (what a trainer does before tokenising).
 
@@ -18,8 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = args
         .next()
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("MULTIRET_DATA").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        .unwrap_or_else(multiret_data::env_data_dir);
     let batches: usize = match args.next() {
         Some(n) => n.parse()?,
         None => 200_000,

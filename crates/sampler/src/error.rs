@@ -18,6 +18,10 @@ pub enum SamplerError {
     /// A LAReQA file failed the evaluation's parser (the message names the file).
     #[error(transparent)]
     Lareqa(multiret_eval::EvalError),
+    /// The data layer failed: a named dataset in no data directory (the message lists every
+    /// place looked in), ...
+    #[error(transparent)]
+    Data(#[from] multiret_data::DataError),
     /// A JSON file is not valid JSON or does not have the expected shape.
     #[error("{}: malformed JSON: {source}", path.display())]
     Json {

@@ -72,18 +72,9 @@ pub fn parse_train_specs(list: &str) -> Result<Vec<TrainSpec>> {
 /// Where a spec points to.
 fn resolve(spec: &str, data_dir: &Path) -> Result<PathBuf> {
     if NAMED_DATASETS.contains(&spec) {
-        let path = data_dir.join(spec);
-        if !path.is_dir() {
-            return Err(SamplerError::bad_file(
-                &path,
-                format!(
-                    "dataset `{spec}` not found in the data directory `{}` (set --data-dir or \
-                     MULTIRET_DATA)",
-                    data_dir.display()
-                ),
-            ));
-        }
-        return Ok(path);
+        // In `data_dir`, or in every default place when it is the default (the error lists
+        // them all).
+        return Ok(multiret_data::dataset_dir(data_dir, spec)?);
     }
     let path = PathBuf::from(spec);
     if !path.exists() {

@@ -1,5 +1,5 @@
-//! Tests on the real MLQA-R and XQuAD-R data (located through `MULTIRET_DATA`, else
-//! `../../../shared/data` from this crate). They fail, not skip, when the data is absent.
+//! Tests on the real MLQA-R and XQuAD-R data (located through `MULTIRET_DATA`, else the
+//! repository's `data/`). They fail, not skip, when the data is absent.
 
 mod common;
 

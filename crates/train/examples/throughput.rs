@@ -23,9 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::temp_dir().join(format!("multiret-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = TrainConfig::new("e5-small", "mlqa-r", &out);
-    cfg.data_dir = std::env::var_os("MULTIRET_DATA")
-        .map(Into::into)
-        .unwrap_or_else(|| "../shared/data".into());
+    cfg.data_dir = multiret_data::env_data_dir();
     cfg.batch_size = batch;
     cfg.steps = steps;
     cfg.warmup = Some(0);

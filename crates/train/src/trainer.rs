@@ -120,7 +120,7 @@ impl TrainConfig {
             model: model.into(),
             cache_dir: multiret_model::default_cache_dir(),
             train: train.into(),
-            data_dir: PathBuf::from("../shared/data"),
+            data_dir: multiret_data::default_data_dir(),
             passage: PassageUnit::Sentence,
             mmarco_negatives: 1,
             sampler: SamplerKind::Hybrid { alpha: 0.5 },

@@ -3,18 +3,16 @@
 
 use std::path::PathBuf;
 
-/// A reference fixture file: in `MULTIRET_FIXTURES` (a directory), else in `../shared/fixtures`
-/// beside the repository. Panics with a clear message when it is missing (the fixture tests
-/// must not pass silently).
+/// A reference fixture file: in `MULTIRET_FIXTURES` (a directory), else in the repository's
+/// `tests/fixtures/` (see its README). Panics with a clear message when it is missing (the
+/// fixture tests must not pass silently).
 pub fn fixture(name: &str) -> PathBuf {
     let dir = std::env::var_os("MULTIRET_FIXTURES")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/fixtures"
-            ))
+            // `crates/NAME/` -> the repository root (this file is compiled into several crates).
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))
         });
     let path = dir.join(name);
     assert!(

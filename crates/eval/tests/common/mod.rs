@@ -8,14 +8,11 @@ mod fixture;
 #[allow(unused_imports)] // Not every test binary reads a fixture.
 pub use fixture::fixture;
 
-/// The evaluation data: `MULTIRET_DATA`, else `../shared/data` beside the repository.
-/// Panics with a clear message when it is missing (the real-data tests must not pass silently).
+/// The evaluation data: `MULTIRET_DATA`, else the repository's `data/`
+/// ([`multiret_data::env_data_dir`]). Panics with a clear message when it is missing (the
+/// real-data tests must not pass silently).
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("MULTIRET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        });
+    let dir = multiret_data::env_data_dir();
     assert!(
         dir.join("xquad-r").is_dir() && dir.join("mlqa-r").is_dir(),
         "evaluation data not found: {} must hold xquad-r/ and mlqa-r/ (set MULTIRET_DATA to the \

@@ -18,12 +18,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// The shared data directory: `MULTIRET_DATA`, else `../../../shared/data` from this crate.
-/// Panics with a clear message if `mlqa-r` is not there (the real-data tests must not skip).
+/// The data directory: `MULTIRET_DATA`, else the repository's `data/`
+/// ([`multiret_data::env_data_dir`]). Panics with a clear message if `mlqa-r` is not there (the
+/// real-data tests must not skip).
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("MULTIRET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let dir = multiret_data::env_data_dir();
     assert!(
         dir.join("mlqa-r").join("en.json").is_file(),
         "real-data test: MLQA-R not found under {} (set MULTIRET_DATA to the directory holding \
