@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use multiret_data::DataError;
+
 /// A boxed error from an [`Encoder`](crate::Encoder) (any model, any backend).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -109,6 +111,36 @@ pub enum EvalError {
     /// An argument is out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// An error of the data layer (`multiret-data`) without a variant of its own here (a
+    /// named dataset found nowhere, ...). Its I/O, JSON, file, `.npy`, shape, empty-dataset
+    /// and argument errors become the variants of the same names above.
+    #[error(transparent)]
+    Data(DataError),
+}
+
+impl From<DataError> for EvalError {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::Io { path, source } => EvalError::Io { path, source },
+            DataError::Json { path, source } => EvalError::Json { path, source },
+            DataError::BadFile { path, message } => EvalError::BadFile { path, message },
+            DataError::Npy { path, message } => EvalError::Npy { path, message },
+            DataError::Shape {
+                what,
+                unit,
+                expected,
+                got,
+            } => EvalError::Shape {
+                what,
+                unit,
+                expected,
+                got,
+            },
+            DataError::EmptyDataset { name, detail } => EvalError::EmptyDataset { name, detail },
+            DataError::InvalidArgument(m) => EvalError::InvalidArgument(m),
+            other => EvalError::Data(other),
+        }
+    }
 }
 
 impl EvalError {
@@ -134,13 +166,6 @@ impl EvalError {
         EvalError::BadLine {
             path: path.into(),
             line,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn npy(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        EvalError::Npy {
-            path: path.into(),
             message: message.into(),
         }
     }

@@ -5,7 +5,8 @@
 //! for machines (JSON) and people (Markdown tables, an SVG heatmap).
 //!
 //! - [`lareqa`]: LAReQA-format loader (XQuAD-R, MLQA-R, any directory of `LANG.json` files),
-//!   with skipped questions counted by reason; [`sample`]: a built-in five-language sample.
+//!   with skipped questions counted by reason (from `multiret-data`, re-exported);
+//!   [`sample`]: a built-in five-language sample.
 //! - [`beir`]: BEIR / MIRACL-style corpora (`corpus.jsonl`, `queries.jsonl`, `qrels/*.tsv`).
 //! - [`metrics`]: AP, R@k, rank distance and nDCG@k from the ranks of the relevant candidates
 //!   alone (ties broken by the lower candidate index), so no full sort is needed.
@@ -13,8 +14,9 @@
 //!   from one pass over each row the Mo. (per language), Cr. (per ordered language pair) and
 //!   Mul. (pooled) ranks; [`score::evaluate_beir`] for nDCG@10 / Recall@100.
 //! - [`encoder`]: the model-agnostic [`Encoder`] trait, [`Prefixes`], and a model-free
-//!   character n-gram baseline; [`npy`]: strict `.npy` f32 reader/writer, so embeddings from
-//!   any tool can be scored ([`pipeline::read_embeddings_dir`]).
+//!   character n-gram baseline; [`npy`]: strict `.npy` f32 reader/writer (from
+//!   `multiret-data`), so embeddings from any tool can be scored
+//!   ([`pipeline::read_embeddings_dir`]).
 //! - [`pipeline`]: texts → embeddings (encoder, cache or files) → [`Report`];
 //!   [`report`]: JSON, Markdown, SVG.
 //!
@@ -37,13 +39,18 @@ pub mod beir;
 pub mod dataset;
 pub mod encoder;
 mod error;
-pub mod lareqa;
 pub mod metrics;
-pub mod npy;
 pub mod pipeline;
 pub mod report;
 pub mod sample;
 pub mod score;
+
+/// The LAReQA-format loader, which lives in `multiret-data` (re-exported here unchanged).
+pub use multiret_data::lareqa;
+/// The `.npy` reader and writer, which live in `multiret-data` (re-exported here unchanged).
+pub use multiret_data::npy;
+/// The data layer's error, which [`EvalError`] wraps or maps ([`EvalError::Data`]).
+pub use multiret_data::DataError;
 
 pub use beir::{load_beir_dir, BeirDataset};
 pub use dataset::{load_dataset, resolve_dataset, Dataset, DatasetSpec, EvalTexts};

@@ -177,7 +177,7 @@ pub fn read_embeddings_dir(
 pub fn write_embeddings_dir(dir: &Path, queries: &Matrix, candidates: &Matrix) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
     write_npy_f32(&dir.join(QUERIES_NPY), queries)?;
-    write_npy_f32(&dir.join(CANDIDATES_NPY), candidates)
+    Ok(write_npy_f32(&dir.join(CANDIDATES_NPY), candidates)?)
 }
 
 /// The cache key (hex SHA-256, 32 digits) of encoding `texts` with a model.
@@ -314,7 +314,7 @@ fn encode_batched(
         pb.set_position(done as u64);
     }
     pb.finish();
-    Matrix::new(n, dim, data)
+    Ok(Matrix::new(n, dim, data)?)
 }
 
 /// Encodes the texts with `encoder`, or reads them from the cache (and fills it).
@@ -417,7 +417,10 @@ pub fn encode_texts(
         });
         let written = write_embeddings_dir(dir, &queries, &candidates).and_then(|()| {
             let p = dir.join("meta.json");
-            std::fs::write(&p, format!("{meta:#}\n")).map_err(|e| EvalError::io(&p, e))
+            Ok(multiret_data::write_atomic(
+                &p,
+                format!("{meta:#}\n").as_bytes(),
+            )?)
         });
         if let Err(e) = written {
             eprintln!("warning: could not write the embedding cache: {e}");

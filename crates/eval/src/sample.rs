@@ -29,8 +29,12 @@ pub fn builtin_sample() -> Result<LareqaDataset> {
             let path = Path::new("<built-in sample>").join(format!("{lang}.json"));
             parse_lareqa_file(lang, json.as_bytes(), &path)
         })
-        .collect::<Result<Vec<_>>>()?;
-    LareqaDataset::from_langs(SAMPLE_NAME.into(), "built-in sample".into(), langs)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LareqaDataset::from_langs(
+        SAMPLE_NAME.into(),
+        "built-in sample".into(),
+        langs,
+    )?)
 }
 
 #[cfg(test)]

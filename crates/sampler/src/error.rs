@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use multiret_data::DataError;
+
 /// Everything that can go wrong while loading a corpus or building a sampler.
 ///
 /// Messages name the file (and the line, for JSONL and TSV inputs) and the problem.
@@ -15,13 +17,12 @@ pub enum SamplerError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
-    /// A LAReQA file failed the evaluation's parser (the message names the file).
+    /// An error of the data layer (`multiret-data`) without a variant of its own here: a
+    /// named dataset in no data directory (the message lists every place looked in), a LAReQA
+    /// file that fails the parser the evaluation uses too (the message names the file), ...
+    /// Its I/O, JSON and file errors become the variants of the same names.
     #[error(transparent)]
-    Lareqa(multiret_eval::EvalError),
-    /// The data layer failed: a named dataset in no data directory (the message lists every
-    /// place looked in), ...
-    #[error(transparent)]
-    Data(#[from] multiret_data::DataError),
+    Data(multiret_data::DataError),
     /// A JSON file is not valid JSON or does not have the expected shape.
     #[error("{}: malformed JSON: {source}", path.display())]
     Json {
@@ -103,13 +104,14 @@ impl SamplerError {
 /// Shorthand for results of this crate.
 pub type Result<T, E = SamplerError> = std::result::Result<T, E>;
 
-impl From<multiret_eval::EvalError> for SamplerError {
-    /// Unreadable and malformed files keep their own variants; the rest stays the parser's.
-    fn from(e: multiret_eval::EvalError) -> Self {
+impl From<DataError> for SamplerError {
+    /// Unreadable and malformed files keep their own variants; the rest stays the data layer's.
+    fn from(e: DataError) -> Self {
         match e {
-            multiret_eval::EvalError::Io { path, source } => SamplerError::Io { path, source },
-            multiret_eval::EvalError::Json { path, source } => SamplerError::Json { path, source },
-            other => SamplerError::Lareqa(other),
+            DataError::Io { path, source } => SamplerError::Io { path, source },
+            DataError::Json { path, source } => SamplerError::Json { path, source },
+            DataError::BadFile { path, message } => SamplerError::BadFile { path, message },
+            other => SamplerError::Data(other),
         }
     }
 }

@@ -1,10 +1,10 @@
-//! Loader for LAReQA-format directories (XQuAD-R, MLQA-R) as training corpora, on the
-//! evaluation's parser (`multiret_eval::lareqa`): one reading of the format for both uses.
+//! Loader for LAReQA-format directories (XQuAD-R, MLQA-R) as training corpora, on the parser
+//! the evaluation uses too (`multiret_data::lareqa`): one reading of the format for both uses.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use multiret_eval::lareqa::LangData;
+use multiret_data::lareqa::LangData;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Example, Group, LoadStats};
@@ -25,7 +25,7 @@ pub enum PassageUnit {
 
 /// The `LANG.json` files of a directory, sorted by language code.
 pub(crate) fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    Ok(multiret_eval::lareqa::lareqa_files(dir)?)
+    Ok(multiret_data::lareqa_files(dir)?)
 }
 
 /// Loads a directory of LAReQA `LANG.json` files into a corpus named after the directory.
@@ -38,7 +38,7 @@ pub(crate) fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// skipped and counted in [`Corpus::stats`] (key `"LANG: reason"`). The positive passage is
 /// chosen by `unit`. LAReQA data has no hard negatives.
 ///
-/// Errors (those of [`multiret_eval::parse_lareqa_file`], naming the file and the place in it):
+/// Errors (those of [`multiret_data::parse_lareqa_file`], naming the file and the place in it):
 /// unreadable directory or file, no `*.json` file, malformed JSON, sentence offsets out of range,
 /// overlapping or out of order, a `sentences` list whose length differs from `sentence_breaks`,
 /// an answer whose offsets lie outside its context, a question id twice in one file, or no
@@ -61,7 +61,7 @@ pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
     for (lang, path) in &files {
         let bytes = std::fs::read(path).map_err(|e| SamplerError::io(path, e))?;
         // The evaluation's parser: one reading of the format (offsets, gold sentences, skips).
-        let data = multiret_eval::parse_lareqa_file(lang, &bytes, path)?;
+        let data = multiret_data::parse_lareqa_file(lang, &bytes, path)?;
         drop(bytes);
         stats.read += data.questions_read;
         for (reason, &n) in &data.skipped {

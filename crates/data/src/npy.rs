@@ -2,15 +2,14 @@
 //! arrays (NPY format versions 1.0, 2.0 and 3.0).
 //!
 //! Everything else (other dtypes, big-endian data, Fortran order, 1-D or 3-D shapes, pickled
-//! objects, truncated or oversized data) is rejected with an [`EvalError::Npy`] that names the
+//! objects, truncated or oversized data) is rejected with a [`DataError::Npy`] that names the
 //! file. The writer emits version 1.0 (2.0 when the header would not fit), with the header
 //! padded so the data starts on a 64-byte boundary, as NumPy does; NumPy reads the files back
 //! with `numpy.load`.
 
-use std::io::Write;
 use std::path::Path;
 
-use crate::error::{EvalError, Result};
+use crate::error::{DataError, Result};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -30,9 +29,9 @@ impl Matrix {
     pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
         let expected = rows
             .checked_mul(cols)
-            .ok_or_else(|| EvalError::InvalidArgument(format!("{rows} x {cols} overflows")))?;
+            .ok_or_else(|| DataError::InvalidArgument(format!("{rows} x {cols} overflows")))?;
         if data.len() != expected {
-            return Err(EvalError::Shape {
+            return Err(DataError::Shape {
                 what: format!("{rows} x {cols} matrix"),
                 unit: "values",
                 expected,
@@ -59,13 +58,13 @@ impl Matrix {
 
 /// Reads a `.npy` file holding a little-endian f32 2-D C-order array.
 pub fn read_npy_f32(path: &Path) -> Result<Matrix> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     parse_npy_f32(&bytes, path)
 }
 
 /// Parses the bytes of a `.npy` file (`path` is only used in error messages).
 pub fn parse_npy_f32(bytes: &[u8], path: &Path) -> Result<Matrix> {
-    let err = |m: String| EvalError::npy(path, m);
+    let err = |m: String| DataError::npy(path, m);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err("missing the \\x93NUMPY magic string".into()));
     }
@@ -151,27 +150,16 @@ pub fn parse_npy_f32(bytes: &[u8], path: &Path) -> Result<Matrix> {
     })
 }
 
-/// Writes `m` as a `.npy` file (little-endian f32, C order, shape `(rows, cols)`), through a
-/// temporary file renamed into place.
+/// Writes `m` as a `.npy` file (little-endian f32, C order, shape `(rows, cols)`) with
+/// [`write_atomic`](crate::write_atomic): through a temporary file renamed into place.
 pub fn write_npy_f32(path: &Path, m: &Matrix) -> Result<()> {
-    let bytes = encode_npy_f32(m)?;
-    let tmp = tmp_sibling(path);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EvalError::io(path, e)
-    })
+    crate::write_atomic(path, &encode_npy_f32(m)?)
 }
 
 /// The bytes of a `.npy` file holding `m`.
 pub fn encode_npy_f32(m: &Matrix) -> Result<Vec<u8>> {
     if m.data.len() != m.rows * m.cols {
-        return Err(EvalError::Shape {
+        return Err(DataError::Shape {
             what: "matrix to write".into(),
             unit: "values",
             expected: m.rows * m.cols,
@@ -208,15 +196,6 @@ pub fn encode_npy_f32(m: &Matrix) -> Result<Vec<u8>> {
         out.extend_from_slice(&v.to_le_bytes());
     }
     Ok(out)
-}
-
-pub(crate) fn tmp_sibling(path: &Path) -> std::path::PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 #[derive(Debug)]

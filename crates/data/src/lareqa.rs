@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EvalError, Result};
+use crate::error::{DataError, Result};
 
 /// Why a question was left out of the evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ impl LareqaDataset {
     pub fn from_langs(name: String, source: String, mut langs: Vec<LangData>) -> Result<Self> {
         langs.sort_by(|a, b| a.lang.cmp(&b.lang));
         if let Some(w) = langs.windows(2).find(|w| w[0].lang == w[1].lang) {
-            return Err(EvalError::bad_file(
+            return Err(DataError::bad_file(
                 &w[1].file,
                 format!(
                     "language `{}` appears twice (also {})",
@@ -146,7 +146,7 @@ impl LareqaDataset {
                     ds.num_candidates()
                 )
             };
-            return Err(EvalError::EmptyDataset {
+            return Err(DataError::EmptyDataset {
                 name: ds.name,
                 detail,
             });
@@ -236,9 +236,9 @@ struct Answer {
 /// context; a question id twice in the file. Never panics, whatever the bytes.
 pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangData> {
     if lang.is_empty() {
-        return Err(EvalError::bad_file(path, "empty language code (file stem)"));
+        return Err(DataError::bad_file(path, "empty language code (file stem)"));
     }
-    let file: SquadFile = serde_json::from_slice(bytes).map_err(|source| EvalError::Json {
+    let file: SquadFile = serde_json::from_slice(bytes).map_err(|source| DataError::Json {
         path: path.to_path_buf(),
         source,
     })?;
@@ -264,7 +264,7 @@ pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangDa
             let mut prev_end = 0usize;
             for (s, &(start, end)) in para.sentence_breaks.iter().enumerate() {
                 if start > end || end > n_chars {
-                    return Err(EvalError::bad_file(
+                    return Err(DataError::bad_file(
                         path,
                         format!(
                             "{}: sentence {s} has offsets [{start}, {end}) outside its context \
@@ -274,7 +274,7 @@ pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangDa
                     ));
                 }
                 if start < prev_end {
-                    return Err(EvalError::bad_file(
+                    return Err(DataError::bad_file(
                         path,
                         format!(
                             "{}: sentence {s} [{start}, {end}) overlaps or precedes the previous \
@@ -288,7 +288,7 @@ pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangDa
             }
             if let Some(sentences) = &para.sentences {
                 if sentences.len() != para.sentence_breaks.len() {
-                    return Err(EvalError::bad_file(
+                    return Err(DataError::bad_file(
                         path,
                         format!(
                             "{}: {} sentence_breaks but {} sentences",
@@ -316,7 +316,7 @@ pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangDa
             for qa in para.qas {
                 out.questions_read += 1;
                 if !ids.insert(qa.id.clone()) {
-                    return Err(EvalError::bad_file(
+                    return Err(DataError::bad_file(
                         path,
                         format!(
                             "{}: question id `{}` appears twice in this file",
@@ -333,7 +333,7 @@ pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangDa
                 let a_len = answer.text.chars().count();
                 let a_end = a_start.saturating_add(a_len);
                 if a_end > n_chars {
-                    return Err(EvalError::bad_file(
+                    return Err(DataError::bad_file(
                         path,
                         format!(
                             "{}: question `{}`: answer [{a_start}, {a_end}) lies outside its \
@@ -376,10 +376,10 @@ pub fn parse_lareqa_file(lang: &str, bytes: &[u8], path: &Path) -> Result<LangDa
 
 /// The `LANG.json` files of a directory, sorted by language code.
 pub fn lareqa_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| EvalError::io(dir, e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| EvalError::io(dir, e))?;
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") || !path.is_file() {
             continue;
@@ -406,7 +406,7 @@ pub fn load_lareqa_dir(dir: &Path) -> Result<LareqaDataset> {
 pub fn load_lareqa_dir_named(dir: &Path, name: String) -> Result<LareqaDataset> {
     let files = lareqa_files(dir)?;
     if files.is_empty() {
-        return Err(EvalError::bad_file(
+        return Err(DataError::bad_file(
             dir,
             "no LANG.json file in this directory (expected a LAReQA dataset: one SQuAD-style \
              JSON file with sentence_breaks per language)",
@@ -415,7 +415,7 @@ pub fn load_lareqa_dir_named(dir: &Path, name: String) -> Result<LareqaDataset> 
     let langs = files
         .par_iter()
         .map(|(lang, path)| {
-            let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+            let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
             parse_lareqa_file(lang, &bytes, path)
         })
         .collect::<Result<Vec<_>>>()?;
