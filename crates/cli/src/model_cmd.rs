@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use multiret_eval::npy::{write_npy_f32, Matrix};
 use multiret_model::fetch::{self, Builtin};
-use multiret_model::{EmbedOptions, Kind, Model, Precision};
+use multiret_model::{EmbedOptions, Kind, Model, ModelCard, Precision};
 
 use crate::progress;
 
@@ -37,7 +37,8 @@ pub enum ModelCommand {
         #[command(flatten)]
         cache: CacheArgs,
     },
-    /// Write a model as an HF-format directory (f32 safetensors, config.json, tokenizer.json).
+    /// Write a model as an HF and sentence-transformers directory (f32 safetensors,
+    /// config.json, tokenizer files, modules.json and the module folders, a model card).
     Convert {
         /// Model spec: e5-small, e5-small-enpt, a .bin file or an HF directory.
         spec: String,
@@ -65,16 +66,23 @@ pub fn run_model(cmd: &ModelCommand) -> anyhow::Result<()> {
             cache,
         } => {
             let model = Model::load(spec, &cache.dir())?;
+            let card = ModelCard::base(base_model_name(spec));
             model
-                .save_hf_dir(out_dir)
+                .save_hf_dir(out_dir, &card)
                 .with_context(|| format!("writing {}", out_dir.display()))?;
             eprintln!(
-                "wrote {} (config.json, model.safetensors, tokenizer.json, multiret.json)",
+                "wrote {} (HF and sentence-transformers layout, README.md)",
                 out_dir.display()
             );
             Ok(())
         }
     }
+}
+
+/// The name a model card gives the model loaded from `spec`: the Hugging Face id of a
+/// built-in model, else the spec itself.
+pub fn base_model_name(spec: &str) -> String {
+    Builtin::from_name(spec).map_or_else(|| spec.to_string(), |b| b.hf_id().to_string())
 }
 
 /// Query or passage.
@@ -238,7 +246,7 @@ pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
     };
     bar.finish_and_clear();
     let (tokens, secs) = run;
-    let dim = model.config.hidden;
+    let dim = model.dim();
     let m = Matrix::new(refs.len(), dim, emb)?;
     write_npy_f32(&args.output, &m)?;
     let n = refs.len();
@@ -319,7 +327,7 @@ impl ModelEncoder {
         .into();
         let model = Model::load(spec, cache)?;
         let encoder = multiret_model::Encoder::new(&model.config, &model.weights, precision);
-        let fingerprint = weights_fingerprint(&model.weights);
+        let fingerprint = model_fingerprint(&model);
         Ok(ModelEncoder {
             model,
             encoder,
@@ -330,14 +338,38 @@ impl ModelEncoder {
     }
 }
 
-/// FNV-1a over the bits of every weight: two models share it only with identical weights.
-fn weights_fingerprint(w: &multiret_model::Weights) -> u64 {
+/// FNV-1a over the bits of every weight (the head's included) and the encoding settings: two
+/// models share it only when they embed alike.
+fn model_fingerprint(model: &Model) -> u64 {
+    let w = &model.weights;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |v: &[f32]| {
         for x in v {
             h = (h ^ u64::from(x.to_bits())).wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
+    for d in &model.head.dense {
+        eat(&d.w);
+        eat(d.b.as_deref().unwrap_or(&[]));
+        eat(&[d.inp as f32, d.out as f32]);
+    }
+    // The settings, and the tokenizer's white-space rule (which changed for multilingual-E5),
+    // so that embeddings cached under another rule are not reused.
+    let ws = if model.tokenizer.splits_on_whitespace() {
+        "whitespace-split"
+    } else {
+        ""
+    };
+    let settings = serde_json::to_string(&model.settings).unwrap_or_default() + ws;
+    let acts: Vec<String> = model
+        .head
+        .dense
+        .iter()
+        .map(|d| format!("{:?}", d.act))
+        .collect();
+    for b in settings.bytes().chain(acts.concat().bytes()) {
+        eat(&[f32::from(b)]);
+    }
     eat(&w.word);
     eat(&w.pos);
     eat(&w.typ);
@@ -369,7 +401,7 @@ impl multiret_eval::encoder::Encoder for ModelEncoder {
     }
 
     fn dim(&self) -> usize {
-        self.model.config.hidden
+        self.model.dim()
     }
 
     fn encode(
@@ -378,21 +410,18 @@ impl multiret_eval::encoder::Encoder for ModelEncoder {
         progress: &dyn Fn(usize),
     ) -> Result<Vec<f32>, multiret_eval::BoxError> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let ids = self
-            .model
-            .tokenizer
-            .encode_batch(&refs, self.model.config.max_tokens())?;
+        let ids = self.model.encode_texts(&refs)?;
         let opts = EmbedOptions {
             batch_size: self.batch_size,
             threads: 0,
         };
         // Chunks keep progress reports on this thread (the callback is not Sync); each chunk
         // is still sorted by length and spread over the threads.
-        let mut out = Vec::with_capacity(ids.len() * self.model.config.hidden);
+        let mut out = Vec::with_capacity(ids.len() * self.model.dim());
         for chunk in ids.chunks(4096) {
             out.extend(multiret_model::embed_ids_with(
                 &self.encoder,
-                &self.model.settings,
+                &self.model,
                 chunk,
                 opts,
                 &|_| {},

@@ -17,14 +17,97 @@ pub enum Arch {
     XlmRoberta,
 }
 
-/// How token states become one vector.
+/// How token states become one vector: the pooling modes sentence-transformers writes in
+/// `1_Pooling/config.json`, over the real (non-padding) tokens of each sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Pooling {
-    /// Mean over the non-padding tokens (E5).
+    /// Mean over the tokens (E5). sentence-transformers `mean`.
+    #[serde(rename = "mean")]
     Mean,
-    /// The first token (CLS; LaBSE).
+    /// The first token (CLS; LaBSE). `cls`.
+    #[serde(rename = "cls")]
     Cls,
+    /// The elementwise maximum over the tokens. `max`.
+    #[serde(rename = "max")]
+    Max,
+    /// The sum over the tokens divided by the square root of their number.
+    /// `mean_sqrt_len_tokens`.
+    #[serde(rename = "mean_sqrt_len_tokens")]
+    MeanSqrtLen,
+    /// The mean weighted by position: token `i` (0-based) weighs `i + 1`. `weightedmean`.
+    #[serde(rename = "weightedmean")]
+    WeightedMean,
+    /// The last token (its `</s>` or `[SEP]` with this crate's right padding). `lasttoken`.
+    #[serde(rename = "lasttoken")]
+    LastToken,
+}
+
+impl Pooling {
+    /// Every mode, in sentence-transformers' order.
+    pub const ALL: [Pooling; 6] = [
+        Pooling::Cls,
+        Pooling::Mean,
+        Pooling::Max,
+        Pooling::MeanSqrtLen,
+        Pooling::WeightedMean,
+        Pooling::LastToken,
+    ];
+
+    /// The name sentence-transformers gives the mode (`pooling_mode` in `1_Pooling/config.json`).
+    pub fn st_name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::Max => "max",
+            Pooling::MeanSqrtLen => "mean_sqrt_len_tokens",
+            Pooling::WeightedMean => "weightedmean",
+            Pooling::LastToken => "lasttoken",
+        }
+    }
+
+    /// The mode of a sentence-transformers name.
+    pub fn from_st_name(name: &str) -> Option<Pooling> {
+        Pooling::ALL.into_iter().find(|p| p.st_name() == name)
+    }
+
+    /// The boolean key of the mode in the older `1_Pooling/config.json` layout
+    /// (`pooling_mode_mean_tokens`, ...).
+    pub fn st_flag(self) -> &'static str {
+        match self {
+            Pooling::Mean => "pooling_mode_mean_tokens",
+            Pooling::Cls => "pooling_mode_cls_token",
+            Pooling::Max => "pooling_mode_max_tokens",
+            Pooling::MeanSqrtLen => "pooling_mode_mean_sqrt_len_tokens",
+            Pooling::WeightedMean => "pooling_mode_weightedmean_tokens",
+            Pooling::LastToken => "pooling_mode_lasttoken",
+        }
+    }
+
+    /// The pooled vector as a weighted sum of the token states: writes the weight of each of
+    /// a sequence's `weights.len()` real tokens and returns `true`, or returns `false` (and
+    /// writes nothing) for [`Pooling::Max`], which is not a weighted sum. The one definition
+    /// of the linear modes, shared by every engine and the trainer.
+    pub fn token_weights(self, weights: &mut [f32]) -> bool {
+        let n = weights.len();
+        if n == 0 {
+            return self != Pooling::Max;
+        }
+        weights.fill(0.0);
+        match self {
+            Pooling::Mean => weights.fill(1.0 / n as f32),
+            Pooling::Cls => weights[0] = 1.0,
+            Pooling::LastToken => weights[n - 1] = 1.0,
+            Pooling::MeanSqrtLen => weights.fill(1.0 / (n as f32).sqrt()),
+            Pooling::WeightedMean => {
+                let total = (n * (n + 1) / 2) as f32;
+                for (i, w) in weights.iter_mut().enumerate() {
+                    *w = (i + 1) as f32 / total;
+                }
+            }
+            Pooling::Max => return false,
+        }
+        true
+    }
 }
 
 /// Query / passage prefixes prepended to the text before tokenisation.
@@ -53,15 +136,25 @@ impl Prefixes {
     }
 }
 
-/// Encoding settings that HF `config.json` does not hold (file `multiret.json`).
+/// Encoding settings that HF `config.json` does not hold: what sentence-transformers keeps in
+/// `modules.json`, `1_Pooling/`, `sentence_bert_config.json` and
+/// `config_sentence_transformers.json` (see [`crate::st`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncodeSettings {
     /// Pooling.
     pub pooling: Pooling,
-    /// Whether embeddings are L2-normalised.
+    /// Whether embeddings are L2-normalised (a `Normalize` module).
     pub normalize: bool,
-    /// Prefixes.
+    /// Prefixes (sentence-transformers prompts).
     pub prefixes: Prefixes,
+    /// Most tokens per input, special tokens included, when below the model's positions
+    /// (sentence-transformers `max_seq_length`); `None`: the positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seq_length: Option<usize>,
+    /// Whether texts are lower-cased before tokenisation (sentence-transformers
+    /// `do_lower_case`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lowercase: bool,
 }
 
 impl EncodeSettings {
@@ -71,6 +164,20 @@ impl EncodeSettings {
             pooling: Pooling::Mean,
             normalize: true,
             prefixes: Prefixes::e5(),
+            max_seq_length: None,
+            lowercase: false,
+        }
+    }
+
+    /// Settings with this pooling, normalisation and prefixes, and the other fields at their
+    /// defaults (the model's positions, no lower-casing).
+    pub fn new(pooling: Pooling, normalize: bool, prefixes: Prefixes) -> Self {
+        EncodeSettings {
+            pooling,
+            normalize,
+            prefixes,
+            max_seq_length: None,
+            lowercase: false,
         }
     }
 }

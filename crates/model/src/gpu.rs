@@ -458,9 +458,11 @@ impl<'w, B: Backend> Engine<'w, B> {
         for (b, ids) in batch.iter().enumerate() {
             let n = ids.len();
             mask[b * len..b * len + n].fill(0.0);
-            match pooling {
-                Pooling::Cls => pool[b * len] = 1.0,
-                Pooling::Mean => pool[b * len..b * len + n].fill(1.0 / n as f32),
+            if !pooling.token_weights(&mut pool[b * len..b * len + n]) {
+                return Err(ModelError::Input(format!(
+                    "{} pooling is not supported on the CUDA engine (use the CPU engine)",
+                    pooling.st_name()
+                )));
             }
         }
         Ok(HostBatch {
@@ -744,7 +746,7 @@ impl<'m> GpuEmbedder<'m> {
 
     /// The embedding size.
     pub fn dim(&self) -> usize {
-        self.model.config.hidden
+        self.model.dim()
     }
 
     /// Embeds texts (prefix added per `kind`): `[texts.len(), dim]` row-major, row `i` for
@@ -792,7 +794,10 @@ impl<'m> GpuEmbedder<'m> {
         let mut k = 0;
         while let Some(hb) = cur.take() {
             // The host gathers batch k + 1 while the device runs batch k.
-            let (res, next) = rayon::join(|| eng.run(&hb, s.normalize), || prepare(k + 1));
+            let (res, next) = rayon::join(
+                || self.model.finish(hb.bsz, |norm| eng.run(&hb, norm)),
+                || prepare(k + 1),
+            );
             let res = res?;
             for (j, &i) in batches[k].iter().enumerate() {
                 out[i * dim..(i + 1) * dim].copy_from_slice(&res[j * dim..(j + 1) * dim]);

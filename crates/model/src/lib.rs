@@ -19,6 +19,7 @@
 //! # Ok::<(), multiret_model::ModelError>(())
 //! ```
 
+pub mod card;
 pub mod config;
 pub mod e5s1;
 pub mod encoder;
@@ -26,14 +27,18 @@ mod error;
 pub mod fetch;
 #[cfg(feature = "cuda")]
 pub mod gpu;
+pub mod head;
 mod model;
+pub mod st;
 pub mod tokenizer;
 pub mod weights;
 
+pub use card::ModelCard;
 pub use config::{Arch, Config, EncodeSettings, Pooling, Prefixes};
 pub use encoder::{Encoder, Precision};
 pub use error::{ModelError, Result};
 pub use fetch::default_cache_dir;
+pub use head::{Activation, Dense, Head};
 #[cfg(feature = "cuda")]
 pub use gpu::{GpuEmbedder, GpuEncoder};
 pub use model::{embed_ids_with, resolve, EmbedOptions, Embedder, Kind, Model};

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use multiret_kernels::Par;
 use rayon::prelude::*;
 
-use crate::config::{Config, EncodeSettings, Pooling, Prefixes};
+use crate::card::ModelCard;
+use crate::config::{Config, EncodeSettings, Prefixes};
 use crate::encoder::{Encoder, Precision};
 use crate::error::{ModelError, Result};
 use crate::fetch::{self, Builtin};
+use crate::head::Head;
+use crate::st;
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 
@@ -21,7 +24,8 @@ pub enum Kind {
     Passage,
 }
 
-/// A loaded model: configuration, encoding settings, tokenizer and f32 weights.
+/// A loaded model: configuration, encoding settings, tokenizer, f32 weights and the layers
+/// after pooling.
 #[derive(Debug)]
 pub struct Model {
     /// A name for reports and caches (the spec it was loaded from).
@@ -34,13 +38,15 @@ pub struct Model {
     pub tokenizer: Tokenizer,
     /// The weights.
     pub weights: Weights,
+    /// The modules between pooling and normalisation (sentence-transformers `Dense`).
+    pub head: Head,
 }
 
 impl Model {
     /// Loads a model spec: `e5-small` (default) or `e5-small-enpt` (fetched into `cache` on
     /// first use), a path to an E5S1 `.bin` (its own vocabulary, or a `tokenizer.json` in the
-    /// same directory), or an HF directory (`config.json`, `model.safetensors`,
-    /// `tokenizer.json`, optionally `multiret.json`).
+    /// same directory), or an HF / sentence-transformers directory (see
+    /// [`Model::load_hf_dir`]).
     pub fn load(spec: &str, cache: &Path) -> Result<Model> {
         if let Some(b) = Builtin::from_name(spec) {
             let dir = fetch::fetch(b, cache, true)?;
@@ -65,7 +71,13 @@ impl Model {
         let parsed = crate::e5s1::load(path)?;
         let sibling = path.parent().map(|d| d.join("tokenizer.json"));
         let tokenizer = match sibling.filter(|p| p.is_file()) {
-            Some(p) => Tokenizer::from_file(&p)?,
+            Some(p) => {
+                // multilingual-E5's tokenizer class is XLMRobertaTokenizer: tokenise as
+                // transformers builds it.
+                let mut t = Tokenizer::from_file(&p)?;
+                t.split_on_whitespace();
+                t
+            }
             None => Tokenizer::from_bin(&parsed.vocab)?,
         };
         Ok(Model {
@@ -74,30 +86,50 @@ impl Model {
             settings: EncodeSettings::e5(),
             tokenizer,
             weights: parsed.weights,
+            head: Head::default(),
         })
     }
 
-    /// Loads an HF-format directory.
+    /// Loads an HF-format directory: `config.json`, `model.safetensors`, `tokenizer.json`,
+    /// and the sentence-transformers modules when `modules.json` is there (pooling, Dense
+    /// layers, normalisation, prompts, `max_seq_length`; see [`crate::st`]). Without
+    /// `modules.json`, a `multiret.json` (written by earlier multiret versions) gives the settings,
+    /// else mean pooling and normalisation with no prefixes.
     pub fn load_hf_dir(dir: &Path) -> Result<Model> {
-        let config = Config::from_hf_json(&dir.join("config.json"))?;
-        let st = dir.join("model.safetensors");
-        let bytes = std::fs::read(&st).map_err(|e| ModelError::io(&st, e))?;
-        let weights = Weights::from_safetensors(&config, &bytes, &st)?;
-        let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let settings = read_settings(dir)?;
+        let modules = st::read_modules(dir)?;
+        let tdir = match &modules {
+            Some(m) => st::transformer_dir(dir, m),
+            None => dir.to_path_buf(),
+        };
+        let config = Config::from_hf_json(&tdir.join("config.json"))?;
+        let st_path = tdir.join("model.safetensors");
+        let bytes = std::fs::read(&st_path).map_err(|e| ModelError::io(&st_path, e))?;
+        let weights = Weights::from_safetensors(&config, &bytes, &st_path)?;
+        let mut tokenizer = Tokenizer::from_file(&tdir.join("tokenizer.json"))?;
+        if st::builds_xlmr_tokenizer(&tdir)? {
+            tokenizer.split_on_whitespace();
+        }
+        let (settings, head) = match &modules {
+            Some(m) => st::read_settings(dir, m, &tdir, &config)?,
+            None => (legacy_settings(dir)?, Head::default()),
+        };
         Ok(Model {
             name: dir.display().to_string(),
             config,
             settings,
             tokenizer,
             weights,
+            head,
         })
     }
 
-    /// Writes the model as an HF directory: f32 `model.safetensors` with HF names,
-    /// `config.json`, `tokenizer.json`, and `multiret.json` (pooling, prefixes). Files are
-    /// written atomically.
-    pub fn save_hf_dir(&self, dir: &Path) -> Result<()> {
+    /// Writes the model as an HF and sentence-transformers directory that transformers,
+    /// sentence-transformers and text-embeddings-inference load as they are: f32
+    /// `model.safetensors` with HF names, `config.json`, `tokenizer.json`,
+    /// `tokenizer_config.json`, `special_tokens_map.json`, the sentence-transformers modules
+    /// (see [`crate::st::write`]) and the model card `README.md`. Files are written
+    /// atomically.
+    pub fn save_hf_dir(&self, dir: &Path, card: &ModelCard) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         self.tokenizer.save(&dir.join("tokenizer.json"))?;
         let st = self.weights.to_safetensors(&self.config)?;
@@ -106,8 +138,25 @@ impl Model {
             &dir.join("config.json"),
             self.config.to_hf_json().as_bytes(),
         )?;
-        let settings = serde_json::to_string_pretty(&self.settings).expect("json");
-        fetch::write_atomic(&dir.join("multiret.json"), settings.as_bytes())
+        st::write(dir, &self.config, &self.settings, &self.head, &self.tokenizer)?;
+        self.write_card(dir, card)
+    }
+
+    /// (Re)writes the model card `README.md` of a model directory.
+    pub fn write_card(&self, dir: &Path, card: &ModelCard) -> Result<()> {
+        fetch::write_atomic(&dir.join("README.md"), card.render(self).as_bytes())
+    }
+
+    /// The embedding size (the last Dense layer's output, else the hidden size).
+    pub fn dim(&self) -> usize {
+        self.head.dim(self.config.hidden)
+    }
+
+    /// Most tokens per input, special tokens included: the positions, or the
+    /// `max_seq_length` of the settings when smaller.
+    pub fn max_tokens(&self) -> usize {
+        let pos = self.config.max_tokens();
+        self.settings.max_seq_length.map_or(pos, |m| m.min(pos))
     }
 
     /// The text with its prefix.
@@ -119,11 +168,45 @@ impl Model {
         format!("{p}{text}")
     }
 
-    /// Token ids of texts (prefix added), truncated to the model's positions.
+    /// Token ids of texts (prefix added), as [`Model::encode_texts`].
     pub fn tokenize(&self, texts: &[&str], kind: Kind) -> Result<Vec<Vec<u32>>> {
         let prefixed: Vec<String> = texts.iter().map(|t| self.prefixed(t, kind)).collect();
         let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
-        self.tokenizer.encode_batch(&refs, self.config.max_tokens())
+        self.encode_texts(&refs)
+    }
+
+    /// Token ids of texts with any prefix already added: lower-cased when the settings say
+    /// so, truncated to [`Model::max_tokens`].
+    pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.encode_texts_up_to(texts, self.max_tokens())
+    }
+
+    /// [`Model::encode_texts`] with at most `max` tokens per text (and never more than
+    /// [`Model::max_tokens`]).
+    pub fn encode_texts_up_to(&self, texts: &[&str], max: usize) -> Result<Vec<Vec<u32>>> {
+        let max = max.min(self.max_tokens());
+        if self.settings.lowercase {
+            let lower: Vec<String> = texts.iter().map(|t| t.to_lowercase()).collect();
+            let refs: Vec<&str> = lower.iter().map(String::as_str).collect();
+            self.tokenizer.encode_batch(&refs, max)
+        } else {
+            self.tokenizer.encode_batch(texts, max)
+        }
+    }
+
+    /// The embeddings of `rows` sequences from an engine's pooled output: `pool(normalize)` runs the
+    /// engine (normalising there when the model has no head), then the head and the final
+    /// normalisation run here. Shared by the CPU and CUDA embedders.
+    pub fn finish(
+        &self,
+        rows: usize,
+        pool: impl FnOnce(bool) -> Result<Vec<f32>>,
+    ) -> Result<Vec<f32>> {
+        let s = &self.settings;
+        if self.head.is_empty() {
+            return pool(s.normalize);
+        }
+        self.head.apply(pool(false)?, rows, s.normalize)
     }
 
     /// An embedder at the given precision.
@@ -135,31 +218,19 @@ impl Model {
     }
 }
 
-fn read_settings(dir: &Path) -> Result<EncodeSettings> {
+/// The settings of a directory without `modules.json`: its `multiret.json` if any (older
+/// multiret checkpoints), else mean pooling, normalised, no prefixes.
+fn legacy_settings(dir: &Path) -> Result<EncodeSettings> {
     let p = dir.join("multiret.json");
     if p.is_file() {
         let text = std::fs::read_to_string(&p).map_err(|e| ModelError::io(&p, e))?;
         return serde_json::from_str(&text).map_err(|e| ModelError::config(&p, e.to_string()));
     }
-    // sentence-transformers directories say their pooling in 1_Pooling/config.json.
-    let pool = dir.join("1_Pooling").join("config.json");
-    let pooling = if pool.is_file() {
-        let text = std::fs::read_to_string(&pool).map_err(|e| ModelError::io(&pool, e))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ModelError::config(&pool, e.to_string()))?;
-        if v.get("pooling_mode_cls_token").and_then(|b| b.as_bool()) == Some(true) {
-            Pooling::Cls
-        } else {
-            Pooling::Mean
-        }
-    } else {
-        Pooling::Mean
-    };
-    Ok(EncodeSettings {
-        pooling,
-        normalize: true,
-        prefixes: Prefixes::none(),
-    })
+    Ok(EncodeSettings::new(
+        crate::config::Pooling::Mean,
+        true,
+        Prefixes::none(),
+    ))
 }
 
 /// Options of [`Embedder::embed`].
@@ -203,7 +274,7 @@ impl Embedder<'_> {
 
     /// The embedding size.
     pub fn dim(&self) -> usize {
-        self.model.config.hidden
+        self.model.dim()
     }
 
     /// Embeds texts (prefix added per `kind`): returns `[texts.len(), dim]` row-major, row `i`
@@ -227,22 +298,22 @@ impl Embedder<'_> {
         opts: EmbedOptions,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<f32>> {
-        embed_ids_with(&self.encoder, &self.model.settings, ids, opts, progress)
+        embed_ids_with(&self.encoder, self.model, ids, opts, progress)
     }
 }
 
-/// Embeds token id sequences with an engine and encoding settings: sorted by length, padded per
-/// batch, run in parallel (one batch per thread when there are enough batches, threads inside
-/// each batch otherwise); row `i` of the result is sequence `i`. `progress` gets the number of
-/// sequences done so far.
+/// Embeds token id sequences with an engine and a model's settings and head: sorted by
+/// length, padded per batch, run in parallel (one batch per thread when there are enough
+/// batches, threads inside each batch otherwise); row `i` of the result is sequence `i`.
+/// `progress` gets the number of sequences done so far.
 pub fn embed_ids_with(
     encoder: &Encoder,
-    settings: &EncodeSettings,
+    model: &Model,
     ids: &[Vec<u32>],
     opts: EmbedOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<f32>> {
-    let dim = encoder.config().hidden;
+    let dim = model.dim();
     let n = ids.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| (ids[i].len(), i));
@@ -253,11 +324,12 @@ pub fn embed_ids_with(
     } else {
         opts.threads
     };
-    let s = settings;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let run = |batch: &[usize], par: Par| -> Result<Vec<f32>> {
         let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
-        let out = encoder.forward(&seqs, s.pooling, s.normalize, par)?;
+        let out = model.finish(seqs.len(), |norm| {
+            encoder.forward(&seqs, model.settings.pooling, norm, par)
+        })?;
         let d = done.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed) + batch.len();
         progress(d);
         Ok(out)

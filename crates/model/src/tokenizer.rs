@@ -41,6 +41,30 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+/// The model family of an HF tokenizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerFamily {
+    /// SentencePiece Unigram (XLM-R, multilingual-E5).
+    Unigram,
+    /// WordPiece (BERT, LaBSE).
+    WordPiece,
+    /// Byte-pair encoding.
+    Bpe,
+    /// Word level.
+    WordLevel,
+}
+
+/// The facts of a tokenizer that its `tokenizer_config.json` states.
+#[derive(Debug, Clone)]
+pub struct TokenizerInfo {
+    /// The model family.
+    pub family: TokenizerFamily,
+    /// The special added tokens, by id.
+    pub special: Vec<String>,
+    /// The normaliser as `tokenizer.json` writes it (`Null` when there is none).
+    pub normalizer: serde_json::Value,
+}
+
 /// The Unigram tokenizer of an E5S1 file.
 #[derive(Clone)]
 pub struct BinTokenizer {
@@ -91,7 +115,8 @@ impl BinTokenizer {
                 }
             }
         }
-        // Split before every `▁` (each word keeps its leading marker).
+        // Split before every `▁` (each word keeps its leading marker); white space alone makes
+        // no word, as with the genuine tokenizer split on white space first.
         let mut words = Vec::new();
         let mut cur = String::new();
         for ch in s.chars() {
@@ -103,6 +128,7 @@ impl BinTokenizer {
         if !cur.is_empty() {
             words.push(cur);
         }
+        words.retain(|w| w != "▁");
         words
     }
 
@@ -167,6 +193,75 @@ impl Tokenizer {
             .par_iter()
             .map(|t| self.encode(t, max_tokens))
             .collect()
+    }
+
+    /// Splits on white space before the Metaspace pre-tokenizer of a SentencePiece-style
+    /// tokenizer (`Metaspace` alone becomes `Sequence[WhitespaceSplit, Metaspace]`), as
+    /// transformers (5 and later) builds `XLMRobertaTokenizer`: white space at the ends of a
+    /// text then adds no `▁` token, where the bare Metaspace of multilingual-E5's own
+    /// `tokenizer.json` adds one for trailing white space. Nothing else changes. Returns
+    /// whether the tokenizer now has that form ([`Tokenizer::splits_on_whitespace`]).
+    pub fn split_on_whitespace(&mut self) -> bool {
+        use tokenizers::pre_tokenizers::sequence::Sequence;
+        use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+        use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+        let Tokenizer::Hf(t) = self else { return false };
+        if let Some(PreTokenizerWrapper::Metaspace(m)) = t.get_pre_tokenizer() {
+            let seq = Sequence::new(vec![
+                PreTokenizerWrapper::WhitespaceSplit(WhitespaceSplit),
+                PreTokenizerWrapper::Metaspace(m.clone()),
+            ]);
+            t.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(seq)));
+        }
+        self.splits_on_whitespace()
+    }
+
+    /// Whether the pre-tokenizer is `Sequence[WhitespaceSplit, Metaspace]` (see
+    /// [`Tokenizer::split_on_whitespace`]).
+    pub fn splits_on_whitespace(&self) -> bool {
+        let Tokenizer::Hf(t) = self else { return false };
+        let Some(v) = t.get_pre_tokenizer().and_then(|p| serde_json::to_value(p).ok()) else {
+            return false;
+        };
+        let types: Vec<&str> = v
+            .get("pretokenizers")
+            .and_then(|l| l.as_array())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|p| p.get("type").and_then(|t| t.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        types == ["WhitespaceSplit", "Metaspace"]
+    }
+
+    /// What `tokenizer_config.json` needs to say of a genuine HF tokenizer (`None` for the
+    /// E5S1 one, which cannot be saved).
+    pub fn info(&self) -> Option<TokenizerInfo> {
+        let Tokenizer::Hf(t) = self else { return None };
+        use tokenizers::models::ModelWrapper;
+        let family = match t.get_model() {
+            ModelWrapper::Unigram(_) => TokenizerFamily::Unigram,
+            ModelWrapper::WordPiece(_) => TokenizerFamily::WordPiece,
+            ModelWrapper::BPE(_) => TokenizerFamily::Bpe,
+            ModelWrapper::WordLevel(_) => TokenizerFamily::WordLevel,
+        };
+        let mut special: Vec<(u32, String)> = t
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, tok)| tok.special)
+            .map(|(id, tok)| (id, tok.content))
+            .collect();
+        special.sort();
+        let normalizer = t
+            .get_normalizer()
+            .and_then(|n| serde_json::to_value(n).ok())
+            .unwrap_or(serde_json::Value::Null);
+        Some(TokenizerInfo {
+            family,
+            special: special.into_iter().map(|(_, s)| s).collect(),
+            normalizer,
+        })
     }
 
     /// Writes the tokenizer as `tokenizer.json` (only a genuine HF tokenizer can be saved).

@@ -276,27 +276,7 @@ impl Weights {
         for (name, view) in st.tensors() {
             let canon = canonical_name(&name);
             let Some(canon) = canon else { continue };
-            let data = view.data();
-            let vals: Vec<f32> = match view.dtype() {
-                Dtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-                Dtype::F16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                other => {
-                    return Err(ModelError::format(
-                        path,
-                        format!("tensor {name}: unsupported dtype {other:?}"),
-                    ))
-                }
-            };
+            let vals = tensor_f32(&view, &name, path)?;
             map.insert(canon, vals);
         }
         Weights::from_named(c, map, path)
@@ -319,6 +299,36 @@ impl Weights {
         safetensors::serialize(views, Some(meta))
             .map_err(|e| ModelError::Input(format!("safetensors serialisation: {e}")))
     }
+}
+
+/// The values of a safetensors tensor as f32 (f32, f16 or bf16 stored); any other dtype is an
+/// error naming the tensor and the file.
+pub(crate) fn tensor_f32(
+    view: &safetensors::tensor::TensorView<'_>,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<f32>> {
+    let data = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(ModelError::format(
+                path,
+                format!("tensor {name}: unsupported dtype {other:?}"),
+            ))
+        }
+    })
 }
 
 /// Maps checkpoint names to the canonical HF names this crate uses (None: not ours, e.g. a

@@ -210,6 +210,7 @@ fn gpu_embedder_keeps_the_input_order() {
         settings: EncodeSettings::e5(),
         tokenizer: Tokenizer::from_bin(&tiny_vocab(&c)).unwrap(),
         weights: tiny_weights(&c, 3),
+        head: Default::default(),
     };
     let ids = random_batch(101, c.max_tokens(), c.vocab, 17);
     for precision in [Precision::F32, Precision::Bf16] {

@@ -135,11 +135,28 @@ fn naive_forward(c: &Config, w: &Weights, ids: &[u32], pooling: Pooling) -> Vec<
             })
             .collect();
     }
+    // sentence-transformers' definitions of the modes, written out in f64.
+    let col_sum = |j: usize| x.iter().map(|t| t[j]).sum::<f64>();
     let pooled: Vec<f64> = match pooling {
         Pooling::Cls => x[0].clone(),
-        Pooling::Mean => (0..h)
-            .map(|j| x.iter().map(|t| t[j]).sum::<f64>() / n as f64)
+        Pooling::LastToken => x[n - 1].clone(),
+        Pooling::Mean => (0..h).map(|j| col_sum(j) / n as f64).collect(),
+        Pooling::MeanSqrtLen => (0..h).map(|j| col_sum(j) / (n as f64).sqrt()).collect(),
+        Pooling::Max => (0..h)
+            .map(|j| x.iter().map(|t| t[j]).fold(f64::NEG_INFINITY, f64::max))
             .collect(),
+        Pooling::WeightedMean => {
+            let total: f64 = (1..=n).map(|i| i as f64).sum();
+            (0..h)
+                .map(|j| {
+                    x.iter()
+                        .enumerate()
+                        .map(|(i, t)| (i + 1) as f64 * t[j])
+                        .sum::<f64>()
+                        / total
+                })
+                .collect()
+        }
     };
     let norm = pooled.iter().map(|v| v * v).sum::<f64>().sqrt();
     pooled.iter().map(|v| v / norm).collect()
@@ -159,7 +176,7 @@ fn encoder_matches_naive_forward() {
     for arch in [Arch::Bert, Arch::XlmRoberta] {
         let c = tiny_config(arch);
         let w = tiny_weights(&c, 42);
-        for pooling in [Pooling::Mean, Pooling::Cls] {
+        for pooling in Pooling::ALL {
             for precision in [Precision::F32, Precision::Bf16] {
                 let enc = Encoder::new(&c, &w, precision);
                 let batched = enc
@@ -260,7 +277,10 @@ fn e5s1_round_trip_and_bin_tokenizer() {
         vec![0, 7, 8, 5, 6, 13, 2]
     );
     assert_eq!(t.encode("ab\u{7}É", 34).unwrap(), vec![0, 12, 14, 2]);
-    assert_eq!(t.encode("", 34).unwrap(), vec![0, 4, 2]);
+    // White space alone makes no word (the genuine tokenizer, split on white space as
+    // transformers builds it, gives `<s> </s>` for the empty text too).
+    assert_eq!(t.encode("", 34).unwrap(), vec![0, 2]);
+    assert_eq!(t.encode("where ", 34).unwrap(), vec![0, 7, 2]);
     assert_eq!(t.encode("zzz", 34).unwrap(), vec![0, 4, 3, 2]);
     assert_eq!(t.encode("a a a a a a", 4).unwrap(), vec![0, 9, 9, 2]);
 }
@@ -348,22 +368,23 @@ fn hf_directory_round_trip() {
     for arch in [Arch::Bert, Arch::XlmRoberta] {
         let c = tiny_config(arch);
         let v = tiny_vocab(&c);
-        let settings = EncodeSettings {
-            pooling: Pooling::Cls,
-            normalize: true,
-            prefixes: Prefixes {
+        let settings = EncodeSettings::new(
+            Pooling::Cls,
+            true,
+            Prefixes {
                 query: "q: ".into(),
                 passage: String::new(),
             },
-        };
+        );
         let m = Model {
             name: "tiny".into(),
             config: c.clone(),
             settings: settings.clone(),
             tokenizer: word_level_tokenizer(&v),
             weights: tiny_weights(&c, 11),
+            head: Default::default(),
         };
-        m.save_hf_dir(&dir).unwrap();
+        m.save_hf_dir(&dir, &Default::default()).unwrap();
         let back = Model::load(dir.to_str().unwrap(), Path::new("/nonexistent")).unwrap();
         assert_eq!(back.config, c);
         assert_eq!(back.settings, settings);

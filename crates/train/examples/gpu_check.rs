@@ -144,13 +144,10 @@ fn run<B: Backend>(
     let big = Model {
         name: "e5-shape".into(),
         config: c.clone(),
-        settings: EncodeSettings {
-            pooling: Pooling::Mean,
-            normalize: true,
-            prefixes: Prefixes::e5(),
-        },
+        settings: EncodeSettings::new(Pooling::Mean, true, Prefixes::e5()),
         tokenizer: common::tokenizer(&tok_dir),
         weights: scaled_weights(&c),
+        head: Default::default(),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let big_ids: Vec<Vec<u32>> = (0..6)
@@ -166,7 +163,7 @@ fn run<B: Backend>(
     println!("parity e5-shape: {d:e}");
     res.insert("parity_e5_shape".into(), json!(d));
     let big_dir = dir.join("e5shape");
-    big.save_hf_dir(&big_dir).unwrap();
+    big.save_hf_dir(&big_dir, &Default::default()).unwrap();
     drop(big);
 
     // 3. Determinism and resume, tiny model.

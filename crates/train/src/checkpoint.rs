@@ -1,8 +1,7 @@
 //! Checkpoint directories, written atomically.
 //!
-//! A checkpoint is an HF-format directory (`config.json`, `model.safetensors`,
-//! `tokenizer.json`, plus `multiret.json`), so `multiret eval --model DIR` and Python
-//! `transformers` load it; a resumable one also holds `optimizer.mpk` and
+//! A checkpoint is an HF and sentence-transformers directory ([`multiret_model::Model::save_hf_dir`]),
+//! so `multiret eval --model DIR`, Python `transformers` and `sentence-transformers` load it; a resumable one also holds `optimizer.mpk` and
 //! `trainer_state.json`. A directory is written whole under a hidden temporary name in the
 //! same parent (`.NAME.tmp-PID-N`), its files synced, then renamed into place; an existing
 //! directory of that name is first renamed aside (`.NAME.old-PID-N`) and removed after. A run
@@ -45,6 +44,30 @@ fn sync_dir_files(dir: &Path) -> Result<()> {
             std::fs::File::open(&p)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| TrainError::io(&p, e))?;
+        } else if p.is_dir() {
+            sync_dir_files(&p)?;
+            sync_dir(&p);
+        }
+    }
+    Ok(())
+}
+
+/// Copies the files of directory `from` into `to`, subdirectories included (a model
+/// directory's module folders), leaving out the top-level entries named in `skip`.
+pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
+    let rd = std::fs::read_dir(from).map_err(|e| TrainError::io(from, e))?;
+    for e in rd {
+        let e = e.map_err(|e| TrainError::io(from, e))?;
+        if skip.iter().any(|s| e.file_name() == *s) {
+            continue;
+        }
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        if src.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(|err| TrainError::io(&dst, err))?;
+            copy_dir(&src, &dst, &[])?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|err| TrainError::io(&dst, err))?;
         }
     }
     Ok(())

@@ -199,11 +199,15 @@ impl<B: Backend> TokenBatch<B> {
                 ids.push(s.get(i).copied().unwrap_or(config.pad_id) as i64);
                 pos.push(if real { off + i } else { pad_pos } as i64);
                 mask.push(if real { 0.0f32 } else { MASK_NEG });
-                pool.push(match pooling {
-                    Pooling::Mean if real => 1.0 / n as f32,
-                    Pooling::Cls if i == 0 => 1.0,
-                    _ => 0.0,
-                });
+            }
+            let start = pool.len();
+            pool.resize(start + len, 0.0);
+            if !pooling.token_weights(&mut pool[start..start + n]) {
+                return Err(TrainError::Config(format!(
+                    "{} pooling cannot be trained (a weighted sum of token states is needed: \
+                     mean, cls, mean_sqrt_len_tokens, weightedmean or lasttoken)",
+                    pooling.st_name()
+                )));
             }
         }
         let t = bsz * len;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use multiret_model::{Kind, Model, Tokenizer, Weights};
+use multiret_model::{Kind, Model, ModelCard, Tokenizer, Weights};
 use multiret_sampler::{
     load_train, BatchKind, Corpus, Example, Group, LoadOptions, MmarcoOptions, PairRef,
     PassageUnit, Sampler, SamplerConfig, SamplerKind, SamplerState,
@@ -461,7 +461,7 @@ pub fn tokenize_batch(
     }
     let enc = |texts: &[String]| -> Result<Vec<Vec<u32>>> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        Ok(model.tokenizer.encode_batch(&refs, max_len)?)
+        Ok(model.encode_texts_up_to(&refs, max_len)?)
     };
     let mut passages = enc(&positives)?;
     passages.extend(enc(&negatives)?);
@@ -746,6 +746,10 @@ struct Session<B: AutodiffBackend> {
     device: B::Device,
     /// The model without its weights: name, configuration, settings, tokenizer.
     shell: Model,
+    /// The model card of the checkpoints, less the step count (see [`Session::card`]).
+    card: ModelCard,
+    /// Steps the run was configured for.
+    total_steps: u64,
     encoder: Option<Encoder<B>>,
     optim: AdamWOptimizer<B, Encoder<B>>,
     sampler: Sampler,
@@ -767,7 +771,18 @@ impl<B: AutodiffBackend> Session<B> {
             settings: self.shell.settings.clone(),
             tokenizer: self.shell.tokenizer.clone(),
             weights,
+            head: self.shell.head.clone(),
         }
+    }
+
+    /// The model card of a checkpoint at the current step.
+    fn card(&self) -> ModelCard {
+        let mut card = self.card.clone();
+        card.training.push((
+            "steps".into(),
+            format!("{} of {}", self.state.weights_step.max(self.state.step), self.total_steps),
+        ));
+        card
     }
 
     fn sync_state(&mut self) {
@@ -785,8 +800,9 @@ impl<B: AutodiffBackend> Session<B> {
             None
         };
         let state = serde_json::to_string_pretty(&self.state).expect("json");
+        let card = self.card();
         checkpoint::write_dir_atomic(dest, |tmp| {
-            model.save_hf_dir(tmp)?;
+            model.save_hf_dir(tmp, &card)?;
             if let Some(bytes) = &optim {
                 checkpoint::write_file(tmp, OPTIMIZER_FILE, bytes)?;
             }
@@ -836,10 +852,15 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
             cfg.model
         )));
     }
-    let max_len = cfg
-        .max_len
-        .unwrap_or(usize::MAX)
-        .min(model.config.max_tokens());
+    if !model.head.is_empty() {
+        return Err(TrainError::Config(format!(
+            "model `{}` has {} Dense module(s) after pooling; training such a head is not \
+             supported yet",
+            cfg.model,
+            model.head.dense.len()
+        )));
+    }
+    let max_len = cfg.max_len.unwrap_or(usize::MAX).min(model.max_tokens());
     let weights = std::mem::replace(&mut model.weights, empty_weights());
     let encoder = Encoder::<B>::from_weights(&model.config, &weights, device)?
         .with_settings(&model.settings)
@@ -917,8 +938,11 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
     let config_json = serde_json::to_string_pretty(cfg).expect("json");
     multiret_model::fetch::write_atomic(&out.join("train_config.json"), config_json.as_bytes())?;
 
+    let card = training_card(cfg, &model);
     let mut s = Session::<B> {
         device: device.clone(),
+        card,
+        total_steps: cfg.steps,
         shell: model,
         encoder: Some(encoder),
         optim,
@@ -1065,15 +1089,7 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
         state.weights_step = best.weights_step;
         let state = serde_json::to_string_pretty(&state).expect("json");
         checkpoint::write_dir_atomic(&final_dir, |tmp| {
-            let rd = std::fs::read_dir(&best_dir).map_err(|e| TrainError::io(&best_dir, e))?;
-            for e in rd {
-                let e = e.map_err(|e| TrainError::io(&best_dir, e))?;
-                if e.file_name() == STATE_FILE {
-                    continue;
-                }
-                let to = tmp.join(e.file_name());
-                std::fs::copy(e.path(), &to).map_err(|err| TrainError::io(&to, err))?;
-            }
+            checkpoint::copy_dir(&best_dir, tmp, &[STATE_FILE])?;
             checkpoint::write_file(tmp, STATE_FILE, state.as_bytes())
         })?;
     } else {
@@ -1096,6 +1112,39 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
         eval_report: None,
         recovered,
     })
+}
+
+/// The model card of a run's checkpoints: the base model and the settings that define the
+/// training.
+fn training_card(cfg: &TrainConfig, model: &Model) -> ModelCard {
+    let base = match multiret_model::fetch::Builtin::from_name(&cfg.model) {
+        Some(b) => b.hf_id().to_string(),
+        None => model.name.clone(),
+    };
+    let sampler = match cfg.sampler {
+        SamplerKind::Hybrid { alpha } => format!("hybrid (monolingual batch with probability {alpha})"),
+        SamplerKind::Mono => "X-X-mono (one language per batch)".to_string(),
+        SamplerKind::Cross => "X-Y (cross-lingual pairs)".to_string(),
+        SamplerKind::Mixed => "X-X mixed (monolingual pairs, languages mixed)".to_string(),
+    };
+    let mut training = vec![
+        ("training data".to_string(), cfg.train.clone()),
+        ("sampler".to_string(), sampler),
+        ("batch size".to_string(), cfg.batch_size.to_string()),
+        ("learning rate".to_string(), cfg.lr.to_string()),
+        ("temperature".to_string(), cfg.temperature.to_string()),
+        ("symmetric loss".to_string(), cfg.symmetric.to_string()),
+        ("frozen word embeddings".to_string(), cfg.freeze_embeddings.to_string()),
+        ("seed".to_string(), cfg.seed.to_string()),
+    ];
+    if let Some(m) = cfg.max_len {
+        training.push(("max tokens".to_string(), m.to_string()));
+    }
+    ModelCard {
+        base_model: Some(base),
+        training,
+        evaluation: None,
+    }
 }
 
 /// `true`: the default of settings added after a state format was fixed.

@@ -79,10 +79,7 @@ fn resume_continues_bit_for_bit() {
     std::fs::create_dir_all(&part).unwrap();
     let ck = part.join("checkpoint-2");
     std::fs::create_dir_all(&ck).unwrap();
-    for e in std::fs::read_dir(full.join("checkpoint-2")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), ck.join(e.file_name())).unwrap();
-    }
+    checkpoint::copy_dir(&full.join("checkpoint-2"), &ck, &[]).unwrap();
     let log = std::fs::read_to_string(full.join("log.jsonl")).unwrap();
     let three: Vec<&str> = log.lines().take(3).collect();
     std::fs::write(
@@ -129,7 +126,14 @@ fn checkpoint_is_an_hf_directory_the_engine_loads() {
         "config.json",
         "model.safetensors",
         "tokenizer.json",
-        "multiret.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+        "2_Normalize/config.json",
+        "config_sentence_transformers.json",
+        "README.md",
     ] {
         assert!(ck.join(name).is_file(), "{name}");
     }

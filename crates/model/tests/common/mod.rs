@@ -44,3 +44,8 @@ pub fn me5_rows() -> Vec<Row> {
         })
         .collect()
 }
+
+/// The path of a reference fixture file (see `fixture.rs`).
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    fixture(name)
+}

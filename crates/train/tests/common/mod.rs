@@ -157,13 +157,10 @@ pub fn tiny_model(arch: Arch, pooling: Pooling, seed: u64) -> Model {
     Model {
         name: format!("tiny-{seed}"),
         config,
-        settings: EncodeSettings {
-            pooling,
-            normalize: true,
-            prefixes: Prefixes::e5(),
-        },
+        settings: EncodeSettings::new(pooling, true, Prefixes::e5()),
         tokenizer: tokenizer(&dir),
         weights,
+        head: Default::default(),
     }
 }
 
@@ -171,7 +168,7 @@ pub fn tiny_model(arch: Arch, pooling: Pooling, seed: u64) -> Model {
 pub fn tiny_model_dir(seed: u64) -> PathBuf {
     let dir = temp_dir("model");
     tiny_model(Arch::Bert, Pooling::Mean, seed)
-        .save_hf_dir(&dir)
+        .save_hf_dir(&dir, &Default::default())
         .unwrap();
     dir
 }
