@@ -1,6 +1,6 @@
 //! `multiret eval`: score a model (or precomputed embeddings) on XQuAD-R, MLQA-R, the built-in
 //! sample, any directory of LAReQA `LANG.json` files, or a BEIR/MIRACL-style corpus, with the
-//! protocol of docs/method.md §4.
+//! protocol of docs/method.md §4 (or, with `--protocol xtreme-r`, XTREME-R's: §4.4).
 //!
 //! Output: a short summary on stderr; `--out` writes report.json, `--markdown` the tables,
 //! `--plot` the Cr. heatmap (SVG). With neither `--out` nor `--markdown`, the Markdown tables
@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use multiret_eval::{
     default_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, Dataset,
-    EmbeddingSource, Encoder, EvalConfig, NgramEncoder, Prefixes,
+    EmbeddingSource, Encoder, EvalConfig, NgramEncoder, Prefixes, Protocol,
 };
 
 /// How LAReQA candidates are encoded.
@@ -23,6 +23,8 @@ pub enum CandidatesArg {
     Sentence,
     /// The sentence and its paragraph as a text pair (the model must support pairs).
     Context,
+    /// The sentence directly followed by its paragraph, as one text (XTREME-R's).
+    SentenceContext,
 }
 
 impl From<CandidatesArg> for CandidateMode {
@@ -30,6 +32,26 @@ impl From<CandidatesArg> for CandidateMode {
         match c {
             CandidatesArg::Sentence => CandidateMode::Sentence,
             CandidatesArg::Context => CandidateMode::Context,
+            CandidatesArg::SentenceContext => CandidateMode::SentenceContext,
+        }
+    }
+}
+
+/// The scoring protocol of LAReQA datasets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// Ours (LAReQA's): cosine similarity, mAP over the full ranking, sentence candidates.
+    Lareqa,
+    /// XTREME-R's: dot product without normalisation, mAP@20 added to the report, candidates
+    /// as sentence + paragraph in one text (see docs/method.md §4.4).
+    XtremeR,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::Lareqa => Protocol::Lareqa,
+            ProtocolArg::XtremeR => Protocol::XtremeR,
         }
     }
 }
@@ -66,9 +88,15 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
 
-    /// Candidate encoding: the sentence alone, or with its paragraph as context.
-    #[arg(long, value_enum, default_value_t = CandidatesArg::Sentence)]
-    pub candidates: CandidatesArg,
+    /// Candidate encoding: the sentence alone, with its paragraph as context (a text pair), or
+    /// followed by its paragraph in one text [default: the protocol's: sentence for lareqa,
+    /// sentence-context for xtreme-r].
+    #[arg(long, value_enum)]
+    pub candidates: Option<CandidatesArg>,
+
+    /// Scoring protocol (LAReQA datasets): ours, or XTREME-R's (dot product, mAP@20).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Lareqa)]
+    pub protocol: ProtocolArg,
 
     /// Write every text the evaluation would encode, in encoding order, as JSON lines, then
     /// stop (no model is loaded) unless --embeddings is also given.
@@ -138,9 +166,13 @@ impl EvalArgs {
         if let Some(p) = &self.passage_prefix {
             prefixes.passage = p.clone();
         }
+        let protocol: Protocol = self.protocol.into();
         EvalConfig {
             prefixes,
-            candidates: self.candidates.into(),
+            candidates: self
+                .candidates
+                .map_or(protocol.default_candidates(), Into::into),
+            protocol,
             batch_size: self.batch_size as usize,
             threads: self.threads.map(|t| t as usize),
             cache_dir: if self.no_cache {

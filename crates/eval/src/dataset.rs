@@ -167,7 +167,9 @@ impl Dataset {
 
     /// The texts to encode, in encoding order: every query (LAReQA: languages sorted, then
     /// file order), then every candidate (same order), prefixes included. In context mode the
-    /// candidates also carry their paragraph as a second segment (LAReQA only).
+    /// candidates also carry their paragraph as a second segment; in sentence-context mode a
+    /// candidate is its sentence directly followed by its paragraph, as one text (XTREME-R's;
+    /// [`CandidateMode::candidate_text`]). Both are for LAReQA datasets only.
     pub fn texts(&self, prefixes: &Prefixes, mode: CandidateMode) -> Result<EvalTexts> {
         match self {
             Dataset::Lareqa(d) => {
@@ -183,9 +185,10 @@ impl Dataset {
                 }
                 for l in &d.langs {
                     for c in &l.candidates {
-                        candidates.push(format!("{}{}", prefixes.passage, c.text));
+                        let paragraph = &l.contexts[c.paragraph];
+                        candidates.push(mode.candidate_text(&prefixes.passage, &c.text, paragraph));
                         if mode == CandidateMode::Context {
-                            contexts.push(l.contexts[c.paragraph].clone());
+                            contexts.push(paragraph.clone());
                         }
                     }
                 }
@@ -196,12 +199,12 @@ impl Dataset {
                 })
             }
             Dataset::Beir(d) => {
-                if mode == CandidateMode::Context {
-                    return Err(EvalError::InvalidArgument(
-                        "--candidates context applies to LAReQA datasets (sentences in \
-                         paragraphs), not to BEIR-style corpora"
-                            .into(),
-                    ));
+                if mode != CandidateMode::Sentence {
+                    return Err(EvalError::InvalidArgument(format!(
+                        "--candidates {} applies to LAReQA datasets (sentences in paragraphs), \
+                         not to BEIR-style corpora",
+                        mode.as_str().replace('_', "-")
+                    )));
                 }
                 Ok(EvalTexts {
                     queries: d

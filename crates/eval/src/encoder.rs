@@ -85,14 +85,33 @@ pub enum CandidateMode {
     /// The sentence (with the passage prefix) and its paragraph as a text pair, as LAReQA's own
     /// baselines did ([`Encoder::encode_pairs`]).
     Context,
+    /// One text: the passage prefix, the sentence and right after it its paragraph, newlines
+    /// removed and the ends trimmed, as XTREME-R encodes LAReQA candidates
+    /// (`(sentence + context).replace("\n", "")` in google-research/xtreme,
+    /// `third_party/evaluate_retrieval.py`, its text files then read back line by line with
+    /// `strip()`). No separator is inserted.
+    SentenceContext,
 }
 
 impl CandidateMode {
-    /// `"sentence"` or `"context"`.
+    /// `"sentence"`, `"context"` or `"sentence_context"`.
     pub fn as_str(self) -> &'static str {
         match self {
             CandidateMode::Sentence => "sentence",
             CandidateMode::Context => "context",
+            CandidateMode::SentenceContext => "sentence_context",
+        }
+    }
+
+    /// The candidate text of this mode for `sentence` in `paragraph`, prefix included (the
+    /// context mode's second segment is the paragraph itself).
+    pub fn candidate_text(self, prefix: &str, sentence: &str, paragraph: &str) -> String {
+        match self {
+            CandidateMode::Sentence | CandidateMode::Context => format!("{prefix}{sentence}"),
+            CandidateMode::SentenceContext => {
+                let joined = format!("{sentence}{paragraph}").replace('\n', "");
+                format!("{prefix}{}", joined.trim())
+            }
         }
     }
 }
@@ -103,8 +122,9 @@ impl std::str::FromStr for CandidateMode {
         match s {
             "sentence" => Ok(CandidateMode::Sentence),
             "context" => Ok(CandidateMode::Context),
+            "sentence_context" | "sentence-context" => Ok(CandidateMode::SentenceContext),
             _ => Err(EvalError::InvalidArgument(format!(
-                "candidate mode `{s}` (expected `sentence` or `context`)"
+                "candidate mode `{s}` (expected `sentence`, `context` or `sentence_context`)"
             ))),
         }
     }

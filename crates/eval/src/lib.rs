@@ -9,7 +9,10 @@
 //!   [`sample`]: a built-in five-language sample.
 //! - [`beir`]: BEIR / MIRACL-style corpora (`corpus.jsonl`, `queries.jsonl`, `qrels/*.tsv`).
 //! - [`metrics`]: AP, R@k, rank distance and nDCG@k from the ranks of the relevant candidates
-//!   alone (ties broken by the lower candidate index), so no full sort is needed.
+//!   alone (ties broken by the lower candidate index), so no full sort is needed; XTREME-R's
+//!   AP@k ([`metrics::average_precision_at_k`]).
+//! - [`protocol`]: ours ([`Protocol::Lareqa`], the default) or XTREME-R's
+//!   ([`Protocol::XtremeR`]: dot product, mAP@20, sentence + paragraph candidates).
 //! - [`score`]: the normalised score matrix through the kernels' GEMM in blocks of queries, and
 //!   from one pass over each row the Mo. (per language), Cr. (per ordered language pair) and
 //!   Mul. (pooled) ranks; [`score::evaluate_beir`] for nDCG@10 / Recall@100.
@@ -41,6 +44,7 @@ pub mod encoder;
 mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod protocol;
 pub mod report;
 pub mod sample;
 pub mod score;
@@ -62,6 +66,9 @@ pub use pipeline::{
     default_cache_dir, read_embeddings_dir, run_evaluation, write_embeddings_dir, EmbeddingOrigin,
     EmbeddingSource, Embeddings, EvalConfig,
 };
+pub use protocol::{Protocol, Similarity};
 pub use report::Report;
 pub use sample::builtin_sample;
-pub use score::{evaluate_beir, lareqa_settings, rank_lareqa, ScoreOptions};
+pub use score::{
+    evaluate_beir, lareqa_settings, rank_lareqa, rank_lareqa_by, xtreme_r_settings, ScoreOptions,
+};

@@ -78,6 +78,35 @@ pub fn average_precision(ranks: &[usize]) -> f64 {
     sum / r.len() as f64
 }
 
+/// Average precision at cut-off `k` as XTREME-R scores LAReQA (its mAP@20): the precision at
+/// each relevant candidate ranked in the first `k`, summed, divided by `min(R, k)`, where `R` is
+/// the number of relevant candidates. From the 1-based ranks of all relevant candidates (any
+/// order, distinct):
+///
+/// `AP@k = (1 / min(R, k)) Σ_{j : r_j ≤ k} j / r_j`, with `r_1 < r_2 < …` the sorted ranks.
+///
+/// This is `average_precision_at_k` of google-research/xtreme, `third_party/utils_lareqa.py`,
+/// which `third_party/evaluate_retrieval.py` calls through `mean_avg_prec_at_k(..., k=20)` for
+/// LAReQA. Its denominator is `min(R, k)`, not `R`: with `k ≥ R` and every relevant candidate
+/// in the first `k` it equals [`average_precision`]; relevant candidates past `k` only lower
+/// it; with `k < R` a perfect top `k` scores 1. For `k ≥` the number of candidates it is
+/// exactly [`average_precision`]. `0.0` when `ranks` is empty or `k` is 0 (XTREME-R's own
+/// `k=None` or `0` means no cut-off: that is [`average_precision`]).
+pub fn average_precision_at_k(ranks: &[usize], k: usize) -> f64 {
+    if ranks.is_empty() || k == 0 {
+        return 0.0;
+    }
+    let mut r = ranks.to_vec();
+    r.sort_unstable();
+    let sum: f64 = r
+        .iter()
+        .take_while(|&&rank| rank <= k)
+        .enumerate()
+        .map(|(j, &rank)| (j + 1) as f64 / rank as f64)
+        .sum();
+    sum / r.len().min(k) as f64
+}
+
 /// Recall@k: the fraction of the relevant candidates ranked in the top `k`. `0.0` when `ranks`
 /// is empty.
 pub fn recall_at_k(ranks: &[usize], k: usize) -> f64 {
@@ -187,7 +216,79 @@ mod tests {
         assert_eq!(ndcg_at_k(&[], 10), 0.0);
     }
 
+    #[test]
+    fn average_precision_at_k_by_hand() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // Both relevant in the top 20: (1/1 + 2/3) / 2, the full-ranking AP.
+        assert!(close(
+            average_precision_at_k(&[3, 1], 20),
+            (1.0 + 2.0 / 3.0) / 2.0
+        ));
+        assert!(close(
+            average_precision_at_k(&[3, 1], 20),
+            average_precision(&[3, 1])
+        ));
+        // One past the cut-off: its term is lost, the denominator stays min(R, k) = 2.
+        assert!(close(average_precision_at_k(&[1, 30], 20), 0.5));
+        assert!(close(average_precision(&[1, 30]), (1.0 + 2.0 / 30.0) / 2.0));
+        // k < R: the denominator is k. Ranks 2, 3, 5 with k = 2: (1/2) / 2.
+        assert!(close(average_precision_at_k(&[5, 2, 3], 2), 0.25));
+        // A perfect top k with more relevant than k scores 1.
+        assert!(close(average_precision_at_k(&[1, 2, 3], 1), 1.0));
+        assert!(close(average_precision_at_k(&[2, 1, 3, 40], 3), 1.0));
+        // One relevant: the reciprocal rank inside the cut-off, 0 outside.
+        assert!(close(average_precision_at_k(&[20], 20), 1.0 / 20.0));
+        assert_eq!(average_precision_at_k(&[21], 20), 0.0);
+        // Ranks 1, 4, 9, 25 with k = 20: (1/1 + 2/4 + 3/9) / 4.
+        assert!(close(
+            average_precision_at_k(&[25, 9, 4, 1], 20),
+            (1.0 + 0.5 + 1.0 / 3.0) / 4.0
+        ));
+        assert_eq!(average_precision_at_k(&[], 20), 0.0);
+        assert_eq!(average_precision_at_k(&[1], 0), 0.0);
+    }
+
     proptest! {
+        /// With a cut-off at or past the last candidate, XTREME-R's AP@k is our full-ranking
+        /// AP (the ranks come from our total order, so this holds with tied scores too), and
+        /// for any k, AP@k · min(R, k) is AP · R less the terms of the ranks past k.
+        #[test]
+        fn average_precision_at_k_and_full_ap(
+            scores in proptest::collection::vec(-8i32..8, 1..80),
+            picks in proptest::collection::vec(0usize..1000, 1..12),
+            k in 1usize..30,
+        ) {
+            let scores: Vec<f32> = scores.into_iter().map(|v| v as f32 * 0.125).collect();
+            let n = scores.len();
+            let mut rel: Vec<usize> = picks.into_iter().map(|p| p % n).collect();
+            rel.sort_unstable();
+            rel.dedup();
+            let ranks = relevant_ranks(&scores, &rel).unwrap();
+            let ap = average_precision(&ranks);
+            for k_all in [n, n + 1, n + 100] {
+                prop_assert!((average_precision_at_k(&ranks, k_all) - ap).abs() < 1e-12);
+            }
+            let r = ranks.len();
+            let mut sorted = ranks.clone();
+            sorted.sort_unstable();
+            let past: f64 = sorted
+                .iter()
+                .enumerate()
+                .filter(|&(_, &rank)| rank > k)
+                .map(|(j, &rank)| (j + 1) as f64 / rank as f64)
+                .sum();
+            let at_k = average_precision_at_k(&ranks, k);
+            prop_assert!((at_k * r.min(k) as f64 - (ap * r as f64 - past)).abs() < 1e-9);
+            prop_assert!((0.0..=1.0 + 1e-12).contains(&at_k));
+            if k >= r {
+                // A cut-off only drops terms: never above AP, equal when all are inside.
+                prop_assert!(at_k <= ap + 1e-12);
+                if sorted[r - 1] <= k {
+                    prop_assert!((at_k - ap).abs() < 1e-12);
+                }
+            }
+        }
+
         #[test]
         fn matches_full_sort(
             scores in proptest::collection::vec(-4i32..4, 1..60),

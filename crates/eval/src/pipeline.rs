@@ -18,8 +18,11 @@ use crate::dataset::{Dataset, EvalTexts};
 use crate::encoder::{CandidateMode, Encoder, Prefixes};
 use crate::error::{BoxError, EvalError, Result};
 use crate::npy::{read_npy_f32, write_npy_f32, Matrix};
+use crate::protocol::Protocol;
 use crate::report::{BeirCounts, BeirReport, LareqaCounts, LareqaReport, Report, Timing};
-use crate::score::{evaluate_beir, lareqa_settings, rank_lareqa, ScoreOptions};
+use crate::score::{
+    evaluate_beir, lareqa_settings, rank_lareqa_by, xtreme_r_settings, ScoreOptions,
+};
 
 /// File name of the query embeddings in an embeddings directory (`--embeddings DIR`).
 pub const QUERIES_NPY: &str = "queries.npy";
@@ -33,6 +36,10 @@ pub struct EvalConfig {
     pub prefixes: Prefixes,
     /// Candidate encoding (LAReQA).
     pub candidates: CandidateMode,
+    /// The scoring protocol (LAReQA datasets): ours (cosine, full-ranking mAP) or XTREME-R's
+    /// (dot product, plus mAP@20). It does not choose `candidates`: pair
+    /// [`Protocol::XtremeR`] with its [`Protocol::default_candidates`] to follow it entirely.
+    pub protocol: Protocol,
     /// Texts per encoder call.
     pub batch_size: usize,
     /// Threads for encoding and scoring (`None`: the global rayon pool).
@@ -50,6 +57,7 @@ impl Default for EvalConfig {
         Self {
             prefixes: Prefixes::e5(),
             candidates: CandidateMode::Sentence,
+            protocol: Protocol::Lareqa,
             batch_size: 64,
             threads: None,
             cache_dir: None,
@@ -451,8 +459,18 @@ pub fn evaluate_embeddings(
     let origin = embeddings.origin.as_str().to_string();
     let report = match dataset {
         Dataset::Lareqa(ds) => {
-            let ranks = rank_lareqa(ds, &embeddings.queries, &embeddings.candidates, &opts)?;
+            let ranks = rank_lareqa_by(
+                ds,
+                &embeddings.queries,
+                &embeddings.candidates,
+                &opts,
+                config.protocol.similarity(),
+            )?;
             let settings = lareqa_settings(ds, &ranks);
+            let xtreme_r = config
+                .protocol
+                .cutoff()
+                .map(|k| xtreme_r_settings(ds, &ranks, k));
             let score_s = t.elapsed().as_secs_f64();
             Report::Lareqa(Box::new(LareqaReport {
                 kind: "lareqa".into(),
@@ -462,10 +480,12 @@ pub fn evaluate_embeddings(
                 embeddings: origin,
                 embedding_dim: dim,
                 candidates_mode: config.candidates,
+                protocol: config.protocol,
                 prefixes: config.prefixes.clone(),
                 languages: ds.lang_codes(),
                 counts: LareqaCounts::of(ds),
                 settings,
+                xtreme_r,
                 timing: Timing {
                     load_s: 0.0,
                     encode_s,
@@ -475,6 +495,12 @@ pub fn evaluate_embeddings(
             }))
         }
         Dataset::Beir(ds) => {
+            if config.protocol != Protocol::Lareqa {
+                return Err(EvalError::InvalidArgument(format!(
+                    "--protocol {} applies to LAReQA datasets, not to BEIR-style corpora",
+                    config.protocol.as_str()
+                )));
+            }
             let metrics = evaluate_beir(ds, &embeddings.queries, &embeddings.candidates, &opts)?;
             let score_s = t.elapsed().as_secs_f64();
             Report::Beir(Box::new(BeirReport {
@@ -515,6 +541,11 @@ pub fn run_evaluation(
     model_label: Option<&str>,
     config: &EvalConfig,
 ) -> Result<Report> {
+    if let (Dataset::Beir(_), Protocol::XtremeR) = (dataset, config.protocol) {
+        return Err(EvalError::InvalidArgument(
+            "--protocol xtreme-r applies to LAReQA datasets, not to BEIR-style corpora".into(),
+        ));
+    }
     let texts = dataset.texts(&config.prefixes, config.candidates)?;
     let model = match (model_label, source) {
         (Some(m), _) => m.to_string(),

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::encoder::{CandidateMode, Prefixes};
 use crate::error::{EvalError, Result};
 use crate::lareqa::LareqaDataset;
-use crate::score::{pair_key, BeirMetrics, LareqaSettings};
+use crate::protocol::Protocol;
+use crate::score::{pair_key, BeirMetrics, LareqaSettings, XtremeRSettings};
 
 /// Wall-clock seconds of each phase.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -112,14 +113,21 @@ pub struct LareqaReport {
     pub embedding_dim: usize,
     /// Candidate encoding.
     pub candidates_mode: CandidateMode,
+    /// The scoring protocol: `lareqa` (ours: cosine) or `xtreme-r` (dot product, plus
+    /// [`LareqaReport::xtreme_r`]).
+    pub protocol: Protocol,
     /// The prefixes used.
     pub prefixes: Prefixes,
     /// Language codes, sorted.
     pub languages: Vec<String>,
     /// Counts.
     pub counts: LareqaCounts,
-    /// Mo., Cr., Mul.
+    /// Mo., Cr., Mul.: our metrics (full-ranking mAP, R@k, rank distance), on the protocol's
+    /// similarity.
     pub settings: LareqaSettings,
+    /// Under `xtreme-r`: mAP@20 as XTREME-R defines it, per setting (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xtreme_r: Option<XtremeRSettings>,
     /// Seconds per phase.
     pub timing: Timing,
 }
@@ -216,9 +224,22 @@ impl Report {
                     .multi
                     .rank_distance_macro
                     .map_or("n/a".to_string(), |d| format!("{d:.1}"));
+                let xtreme = r.xtreme_r.as_ref().map_or(String::new(), |x| {
+                    format!(
+                        "\nXTREME-R (dot product, {}): Mul. mAP@{} {} (macro {}) | Mo. mAP@{} {} | Cr. mAP@{} {}",
+                        r.candidates_mode.as_str(),
+                        x.k,
+                        f3(x.multi.map_at_k_micro),
+                        f3(x.multi.map_at_k_macro),
+                        x.k,
+                        f3(x.mono.map_at_k_macro),
+                        x.k,
+                        f3(x.cross.map_at_k_macro),
+                    )
+                });
                 format!(
                     "{} | {} | {} queries ({} skipped), {} candidates ({}), {} languages\n\
-                     Mo. mAP {} (R@1 {}) | Cr. mAP {} (R@1 {}, {} pairs) | Mul. mAP {} (micro {}, R@10 {}) | rank distance {}\n\
+                     Mo. mAP {} (R@1 {}) | Cr. mAP {} (R@1 {}, {} pairs) | Mul. mAP {} (micro {}, R@10 {}) | rank distance {}{}\n\
                      time: load {:.2} s, embeddings {:.2} s ({}), scoring {:.2} s",
                     r.dataset,
                     r.model,
@@ -236,6 +257,7 @@ impl Report {
                     f3(s.multi.map_micro),
                     f3(s.multi.r10_macro),
                     rd,
+                    xtreme,
                     r.timing.load_s,
                     r.timing.encode_s,
                     r.embeddings,
@@ -293,15 +315,25 @@ fn lareqa_markdown(r: &LareqaReport) -> String {
         r.counts.skipped,
         r.counts.questions_read,
         r.counts.candidates,
-        if r.candidates_mode == CandidateMode::Sentence {
-            "sentences"
-        } else {
-            "sentences (with their paragraph as context)"
+        match r.candidates_mode {
+            CandidateMode::Sentence => "sentences",
+            CandidateMode::Context => "sentences (with their paragraph as context)",
+            CandidateMode::SentenceContext => {
+                "sentences (each followed by its paragraph, as one text)"
+            }
         },
         r.languages.len(),
         r.prefixes.query,
         r.prefixes.passage,
     );
+    if r.protocol != Protocol::Lareqa {
+        let _ = writeln!(
+            o,
+            "Protocol `{}`: scores are dot products of the embeddings as given (not cosines); \
+             every table ranks by them.\n",
+            r.protocol.as_str()
+        );
+    }
     let rd = |d: Option<f64>| d.map_or("–".to_string(), |d| format!("{d:.1}"));
     o.push_str("## Summary\n\n");
     o.push_str("| Model | Mo. mAP | Cr. mAP | Mul. mAP | Mul. mAP (micro) | Mo. R@1 | Cr. R@1 | Mul. R@10 | Rank distance |\n");
@@ -319,6 +351,9 @@ fn lareqa_markdown(r: &LareqaReport) -> String {
         f3(s.multi.r10_macro),
         rd(s.multi.rank_distance_macro),
     );
+    if let Some(x) = &r.xtreme_r {
+        xtreme_r_markdown(&mut o, r, x);
+    }
     o.push_str("## Per language\n\n");
     o.push_str("Cr. as query: mean over the pairs X-·; as candidate: mean over the pairs ·-X.\n\n");
     o.push_str("| Lang | Questions | Skipped | Candidates | Mo. mAP | Mo. R@1 | Cr. mAP (as query) | Cr. mAP (as candidate) | Mul. mAP | Mul. R@10 | Rank distance |\n");
@@ -405,6 +440,44 @@ fn lareqa_markdown(r: &LareqaReport) -> String {
         r.timing.load_s, r.timing.encode_s, r.embeddings, r.timing.score_s, r.timing.total_s
     );
     o
+}
+
+fn xtreme_r_markdown(o: &mut String, r: &LareqaReport, x: &XtremeRSettings) {
+    let k = x.k;
+    let opt = |m: &BTreeMap<String, f64>, l: &str| m.get(l).map_or("–".to_string(), |&v| f3(v));
+    let _ = writeln!(o, "## XTREME-R: mAP@{k}\n");
+    let _ = writeln!(
+        o,
+        "AP@{k} as XTREME-R computes it: the precision at each relevant candidate in the first \
+         {k}, summed, over min(relevant, {k}). XTREME-R's LAReQA score is the Mul. mean over all \
+         queries.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| Model | Mul. mAP@{k} (all queries) | Mul. mAP@{k} (macro) | Mo. mAP@{k} | Cr. mAP@{k} |"
+    );
+    o.push_str("|---|---:|---:|---:|---:|\n");
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} |\n",
+        md_escape(&r.model),
+        f3(x.multi.map_at_k_micro),
+        f3(x.multi.map_at_k_macro),
+        f3(x.mono.map_at_k_macro),
+        f3(x.cross.map_at_k_macro),
+    );
+    let _ = writeln!(o, "| Lang | Mo. mAP@{k} | Mul. mAP@{k} |");
+    o.push_str("|---|---:|---:|\n");
+    for l in &r.languages {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            md_escape(l),
+            opt(&x.mono.map_at_k_per_lang, l),
+            opt(&x.multi.map_at_k_per_lang, l),
+        );
+    }
+    o.push('\n');
 }
 
 fn beir_markdown(r: &BeirReport) -> String {

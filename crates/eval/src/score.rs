@@ -18,9 +18,11 @@ use crate::beir::BeirDataset;
 use crate::error::{EvalError, Result};
 use crate::lareqa::LareqaDataset;
 use crate::metrics::{
-    average_precision, count_ranking_before, ndcg_at_k, rank_distance, recall_at_k,
+    average_precision, average_precision_at_k, count_ranking_before, ndcg_at_k, rank_distance,
+    recall_at_k,
 };
 use crate::npy::Matrix;
+use crate::protocol::Similarity;
 
 /// How to compute the score matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,18 +145,55 @@ impl LareqaRanks {
 }
 
 /// Ranks the relevant candidates of every query of `ds` in all settings, from query and
-/// candidate embeddings in dump order (they need not be normalised).
+/// candidate embeddings in dump order (they need not be normalised), by cosine similarity.
 pub fn rank_lareqa(
     ds: &LareqaDataset,
     queries: &Matrix,
     candidates: &Matrix,
     opts: &ScoreOptions,
 ) -> Result<LareqaRanks> {
+    rank_lareqa_by(ds, queries, candidates, opts, Similarity::Cosine)
+}
+
+/// A finite copy of `m` for the dot product (no normalisation); errors as [`normalized`].
+fn checked(m: &Matrix, what: &str) -> Result<Matrix> {
+    if let Some((row, col, value)) = m.first_non_finite() {
+        return Err(EvalError::NonFinite {
+            what: what.to_string(),
+            row,
+            col,
+            value,
+        });
+    }
+    if m.cols == 0 {
+        return Err(EvalError::Shape {
+            what: what.to_string(),
+            unit: "columns (embedding dimension > 0)",
+            expected: 1,
+            got: 0,
+        });
+    }
+    Ok(m.clone())
+}
+
+/// [`rank_lareqa`] with the similarity chosen: cosine ([`Similarity::Cosine`], ours) or the
+/// dot product of the embeddings as given ([`Similarity::Dot`], XTREME-R's).
+pub fn rank_lareqa_by(
+    ds: &LareqaDataset,
+    queries: &Matrix,
+    candidates: &Matrix,
+    opts: &ScoreOptions,
+    similarity: Similarity,
+) -> Result<LareqaRanks> {
     check_rows("query embeddings", queries, ds.num_questions())?;
     check_rows("candidate embeddings", candidates, ds.num_candidates())?;
     check_dims(queries, candidates)?;
-    let q = normalized(queries, "query embeddings")?;
-    let c = normalized(candidates, "candidate embeddings")?;
+    let prepare = match similarity {
+        Similarity::Cosine => normalized,
+        Similarity::Dot => checked,
+    };
+    let q = prepare(queries, "query embeddings")?;
+    let c = prepare(candidates, "candidate embeddings")?;
     let n_langs = ds.langs.len();
     let mut cand_off = vec![0usize; n_langs + 1];
     for (l, ld) in ds.langs.iter().enumerate() {
@@ -471,6 +510,118 @@ pub fn lareqa_settings(ds: &LareqaDataset, ranks: &LareqaRanks) -> LareqaSetting
         .collect();
     multi.rank_distance_macro = (!rds.is_empty()).then(|| mean(rds));
     LareqaSettings { mono, cross, multi }
+}
+
+/// mAP@k under XTREME-R's definition ([`average_precision_at_k`]: denominator `min(R, k)`)
+/// in each setting, from the same ranks as [`LareqaSettings`]. XTREME-R itself reports one
+/// figure, [`XtremeRMulti::map_at_k_micro`]: the mean over all queries against the whole
+/// multilingual pool.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XtremeRSettings {
+    /// The cut-off (20).
+    pub k: usize,
+    /// Mo.: queries of X against the candidates of X.
+    pub mono: XtremeRPerLang,
+    /// Cr.: queries of X against the candidates of Y ≠ X.
+    pub cross: XtremeRPerPair,
+    /// Mul.: queries of X against the pool of all languages.
+    pub multi: XtremeRMulti,
+}
+
+/// mAP@k of a setting with one value per language.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XtremeRPerLang {
+    /// Mean over languages.
+    pub map_at_k_macro: f64,
+    /// Per language.
+    pub map_at_k_per_lang: BTreeMap<String, f64>,
+}
+
+/// mAP@k of the Cr. setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XtremeRPerPair {
+    /// Mean over the ordered pairs evaluated.
+    pub map_at_k_macro: f64,
+    /// Per pair, keyed `"X-Y"`.
+    pub map_at_k_per_pair: BTreeMap<String, f64>,
+}
+
+/// mAP@k of the Mul. setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XtremeRMulti {
+    /// Mean over all queries: XTREME-R's LAReQA score.
+    pub map_at_k_micro: f64,
+    /// Mean over query languages.
+    pub map_at_k_macro: f64,
+    /// Per query language.
+    pub map_at_k_per_lang: BTreeMap<String, f64>,
+}
+
+/// mAP@`k` under XTREME-R's definition in every setting, from the ranks of
+/// [`rank_lareqa_by`] (with [`Similarity::Dot`] for XTREME-R's protocol). Averages follow
+/// [`lareqa_settings`]: Mo. and Mul. per language, Cr. per pair, each then macro-averaged, and
+/// Mul. also micro-averaged over all queries.
+pub fn xtreme_r_settings(ds: &LareqaDataset, ranks: &LareqaRanks, k: usize) -> XtremeRSettings {
+    let langs = ds.lang_codes();
+    let n = langs.len();
+    // Per (query language, candidate language): (sum AP@k, count); Mul. per query language.
+    let mut acc = vec![(0.0f64, 0usize); n * n];
+    let mut mul = vec![(0.0f64, 0usize); n];
+    let mut micro = 0.0f64;
+    let nq = ranks.query_lang.len();
+    for i in 0..nq {
+        let x = ranks.query_lang[i];
+        for y in 0..n {
+            let r = ranks.in_lang(i, y);
+            if r != 0 {
+                let a = &mut acc[x * n + y];
+                a.0 += average_precision_at_k(&[r as usize], k);
+                a.1 += 1;
+            }
+        }
+        let m: Vec<usize> = ranks.multi(i).iter().map(|&r| r as usize).collect();
+        let ap = average_precision_at_k(&m, k);
+        micro += ap;
+        mul[x].0 += ap;
+        mul[x].1 += 1;
+    }
+    let per_lang = |v: &dyn Fn(usize) -> (f64, usize)| -> BTreeMap<String, f64> {
+        langs
+            .iter()
+            .enumerate()
+            .filter_map(|(x, l)| {
+                let (s, c) = v(x);
+                (c > 0).then(|| (l.clone(), s / c as f64))
+            })
+            .collect()
+    };
+    let mono = per_lang(&|x| acc[x * n + x]);
+    let multi = per_lang(&|x| mul[x]);
+    let mut cross = BTreeMap::new();
+    for (x, lx) in langs.iter().enumerate() {
+        for (y, ly) in langs.iter().enumerate() {
+            let (s, c) = acc[x * n + y];
+            if x != y && c > 0 {
+                cross.insert(pair_key(lx, ly), s / c as f64);
+            }
+        }
+    }
+    XtremeRSettings {
+        k,
+        mono: XtremeRPerLang {
+            map_at_k_macro: mean(mono.values().copied()),
+            map_at_k_per_lang: mono,
+        },
+        cross: XtremeRPerPair {
+            map_at_k_macro: mean(cross.values().copied()),
+            map_at_k_per_pair: cross,
+        },
+        multi: XtremeRMulti {
+            map_at_k_micro: if nq > 0 { micro / nq as f64 } else { 0.0 },
+            map_at_k_macro: mean(multi.values().copied()),
+            map_at_k_per_lang: multi,
+        },
+    }
 }
 
 /// BEIR / MIRACL metrics.

@@ -448,3 +448,52 @@ fn files_and_model_give_identical_reports() {
     let direct: Value = serde_json::from_str(&serde_json::to_string(&d.settings).unwrap()).unwrap();
     assert_eq!(direct, read_json(&out)["settings"]);
 }
+
+#[test]
+fn protocol_flag() {
+    use multiret_eval::{CandidateMode, Protocol};
+    let c = parse(&[]).config();
+    assert_eq!(
+        (c.protocol, c.candidates),
+        (Protocol::Lareqa, CandidateMode::Sentence)
+    );
+    let c = parse(&["--protocol", "xtreme-r"]).config();
+    assert_eq!(
+        (c.protocol, c.candidates),
+        (Protocol::XtremeR, CandidateMode::SentenceContext)
+    );
+    let c = parse(&["--protocol", "xtreme-r", "--candidates", "sentence"]).config();
+    assert_eq!(c.candidates, CandidateMode::Sentence);
+    let c = parse(&["--candidates", "sentence-context"]).config();
+    assert_eq!(
+        (c.protocol, c.candidates),
+        (Protocol::Lareqa, CandidateMode::SentenceContext)
+    );
+    // End to end on the built-in sample with the n-gram baseline.
+    let tmp = common::TempDir::new("cli-protocol");
+    let out = tmp.path().join("r.json");
+    let md = tmp.path().join("r.md");
+    let args = parse(&[
+        "--model",
+        "ngram",
+        "--no-cache",
+        "--quiet",
+        "--protocol",
+        "xtreme-r",
+        "--out",
+        out.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    eval::run(&args, &no_model).unwrap();
+    let r = read_json(&out);
+    check_schema(&r);
+    assert_eq!(r["protocol"], "xtreme-r");
+    assert_eq!(r["candidates_mode"], "sentence_context");
+    assert_eq!(r["xtreme_r"]["k"], 20);
+    let micro = r["xtreme_r"]["multi"]["map_at_k_micro"].as_f64().unwrap();
+    assert!(micro > 0.0 && micro <= 1.0, "{micro}");
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .contains("XTREME-R: mAP@20"));
+}
