@@ -78,10 +78,14 @@ impl ModelCard {
                  `prompt_name=\"query\"` / `\"passage\"`).\n\n"
             ));
         }
-        out.push_str("## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer\n\n");
+        out.push_str(
+            "## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer\n\n",
+        );
         out.push_str("model = SentenceTransformer(\"PATH\")\n");
         out.push_str("q = model.encode([\"Where is the Eiffel tower?\"], prompt_name=\"query\")\n");
-        out.push_str("d = model.encode([\"The Eiffel tower is in Paris.\"], prompt_name=\"passage\")\n");
+        out.push_str(
+            "d = model.encode([\"The Eiffel tower is in Paris.\"], prompt_name=\"passage\")\n",
+        );
         out.push_str("print(model.similarity(q, d))\n```\n\n");
         out.push_str("With multiret: `multiret embed --model PATH --kind query --input q.txt --output q.npy`.\n\n");
         if !self.training.is_empty() {

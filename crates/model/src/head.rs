@@ -45,7 +45,10 @@ impl Activation {
         (Activation::Gelu, "torch.nn.modules.activation.GELU"),
         (Activation::Sigmoid, "torch.nn.modules.activation.Sigmoid"),
         (Activation::Silu, "torch.nn.modules.activation.SiLU"),
-        (Activation::LeakyRelu, "torch.nn.modules.activation.LeakyReLU"),
+        (
+            Activation::LeakyRelu,
+            "torch.nn.modules.activation.LeakyReLU",
+        ),
         (Activation::Elu, "torch.nn.modules.activation.ELU"),
         (Activation::Softplus, "torch.nn.modules.activation.Softplus"),
         (Activation::Mish, "torch.nn.modules.activation.Mish"),

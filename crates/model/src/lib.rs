@@ -28,6 +28,7 @@ pub mod fetch;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod head;
+pub mod hub;
 mod model;
 pub mod st;
 pub mod tokenizer;
@@ -38,9 +39,9 @@ pub use config::{Arch, Config, EncodeSettings, Pooling, Prefixes};
 pub use encoder::{Encoder, Precision};
 pub use error::{ModelError, Result};
 pub use fetch::default_cache_dir;
-pub use head::{Activation, Dense, Head};
 #[cfg(feature = "cuda")]
 pub use gpu::{GpuEmbedder, GpuEncoder};
+pub use head::{Activation, Dense, Head};
 pub use model::{embed_ids_with, resolve, EmbedOptions, Embedder, Kind, Model};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;

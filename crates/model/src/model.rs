@@ -44,10 +44,14 @@ pub struct Model {
 
 impl Model {
     /// Loads a model spec: `e5-small` (default) or `e5-small-enpt` (fetched into `cache` on
-    /// first use), a path to an E5S1 `.bin` (its own vocabulary, or a `tokenizer.json` in the
+    /// first use), `hf:ORG/NAME[@REVISION]` (the Hugging Face Hub, [`Model::load_hub`] with
+    /// the environment's options), a path to an E5S1 `.bin` (its own vocabulary, or a `tokenizer.json` in the
     /// same directory), or an HF / sentence-transformers directory (see
     /// [`Model::load_hf_dir`]).
     pub fn load(spec: &str, cache: &Path) -> Result<Model> {
+        if spec.starts_with("hf:") {
+            return Model::load_hub(spec, &crate::hub::HubOptions::from_env());
+        }
         if let Some(b) = Builtin::from_name(spec) {
             let dir = fetch::fetch(b, cache, true)?;
             let mut m = Model::load_bin(&dir.join("model.bin"))?;
@@ -62,8 +66,20 @@ impl Model {
             return Model::load_bin(path);
         }
         Err(ModelError::Input(format!(
-            "model {spec:?}: not a built-in name (e5-small, e5-small-enpt), an E5S1 .bin file or an HF directory"
+            "model {spec:?}: not a built-in name (e5-small, e5-small-enpt), hf:ORG/NAME, an E5S1 .bin file or an HF directory"
         )))
+    }
+
+    /// Loads `hf:ORG/NAME[@REVISION]` from the Hugging Face Hub (into its standard cache; see
+    /// [`crate::hub`]).
+    pub fn load_hub(spec: &str, opts: &crate::hub::HubOptions) -> Result<Model> {
+        let hub = crate::hub::HubSpec::parse(spec).ok_or_else(|| {
+            ModelError::Input(format!("model {spec:?}: not an hf:ORG/NAME spec"))
+        })??;
+        let dir = crate::hub::fetch(&hub, opts)?;
+        let mut m = Model::load_hf_dir(&dir)?;
+        m.name = spec.to_string();
+        Ok(m)
     }
 
     /// Loads an E5S1 `.bin` (E5 settings).
@@ -138,7 +154,13 @@ impl Model {
             &dir.join("config.json"),
             self.config.to_hf_json().as_bytes(),
         )?;
-        st::write(dir, &self.config, &self.settings, &self.head, &self.tokenizer)?;
+        st::write(
+            dir,
+            &self.config,
+            &self.settings,
+            &self.head,
+            &self.tokenizer,
+        )?;
         self.write_card(dir, card)
     }
 

@@ -139,10 +139,13 @@ pub fn read_modules(dir: &Path) -> Result<Option<Vec<Module>>> {
                 "module {idx} has path {p:?}: only folders inside the model directory are read"
             )));
         }
-        entries.push((idx, Module {
-            kind,
-            path: p.to_string(),
-        }));
+        entries.push((
+            idx,
+            Module {
+                kind,
+                path: p.to_string(),
+            },
+        ));
     }
     entries.sort_by_key(|(idx, _)| *idx);
     let modules: Vec<Module> = entries.into_iter().map(|(_, m)| m).collect();
@@ -222,14 +225,23 @@ fn read_pooling(path: &Path, hidden: usize) -> Result<(Pooling, bool)> {
                 Some(Value::Bool(true)) => add(p.st_name())?,
                 None if default => add(p.st_name())?,
                 Some(Value::Bool(false)) | None => {}
-                Some(other) => return Err(bad(format!("{}: expected true or false, got {other}", p.st_flag()))),
+                Some(other) => {
+                    return Err(bad(format!(
+                        "{}: expected true or false, got {other}",
+                        p.st_flag()
+                    )))
+                }
             }
         }
     }
     let include_prompt = match v.get("include_prompt") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(bad(format!("include_prompt: expected a boolean, got {other}"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "include_prompt: expected a boolean, got {other}"
+            )))
+        }
     };
     match modes.as_slice() {
         [p] => Ok((*p, include_prompt)),
@@ -237,7 +249,10 @@ fn read_pooling(path: &Path, hidden: usize) -> Result<(Pooling, bool)> {
         many => Err(bad(format!(
             "several pooling modes at once ({}): sentence-transformers concatenates them, \
              which multiret does not support",
-            many.iter().map(|p| p.st_name()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|p| p.st_name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -344,9 +359,12 @@ fn read_prompts(dir: &Path) -> Result<Prefixes> {
     }
     let default = match v.get("default_prompt_name") {
         None | Some(Value::Null) => None,
-        Some(Value::String(name)) => Some(prompts.get(name.as_str()).cloned().ok_or_else(|| {
-            bad(format!("default_prompt_name {name:?} names no prompt"))
-        })?),
+        Some(Value::String(name)) => Some(
+            prompts
+                .get(name.as_str())
+                .cloned()
+                .ok_or_else(|| bad(format!("default_prompt_name {name:?} names no prompt")))?,
+        ),
         Some(other) => return Err(bad(format!("default_prompt_name: unexpected {other}"))),
     };
     let pick = |names: &[&str]| -> String {
@@ -389,7 +407,8 @@ pub fn read_settings(
         .map_err(|e| ModelError::config(&modules_path, e.to_string()))?;
     let normalize = modules.last().map(|m| m.kind) == Some(ModuleKind::Normalize);
     let prefixes = read_prompts(dir)?;
-    if !include_prompt && !(prefixes.query.is_empty() && prefixes.passage.is_empty()) {
+    let has_prompt = !prefixes.query.is_empty() || !prefixes.passage.is_empty();
+    if !include_prompt && has_prompt {
         return Err(ModelError::config(
             pool_dir.join("config.json"),
             "include_prompt is false (prompt tokens left out of the pooling), which multiret \
@@ -526,9 +545,9 @@ pub fn write(
         .max_seq_length
         .map_or(config.max_tokens(), |m| m.min(config.max_tokens()));
     // Tokenizer configuration (transformers' AutoTokenizer).
-    let info = tokenizer.info().ok_or_else(|| {
-        ModelError::Input("only a genuine HF tokenizer can be written".into())
-    })?;
+    let info = tokenizer
+        .info()
+        .ok_or_else(|| ModelError::Input("only a genuine HF tokenizer can be written".into()))?;
     let specials = special_tokens(info.family, &info.special);
     let mut tc = specials.clone();
     // transformers rebuilds the pre-tokenizer of XLMRobertaTokenizer (white space split
@@ -550,7 +569,10 @@ pub fn write(
         }
     }
     write_json(&dir.join("tokenizer_config.json"), &Value::Object(tc))?;
-    write_json(&dir.join("special_tokens_map.json"), &Value::Object(specials))?;
+    write_json(
+        &dir.join("special_tokens_map.json"),
+        &Value::Object(specials),
+    )?;
 
     // sentence-transformers modules.
     let mut modules = vec![(ModuleKind::Transformer, String::new())];
@@ -559,7 +581,10 @@ pub fn write(
         modules.push((ModuleKind::Dense, format!("{}_Dense", i + 2)));
     }
     if settings.normalize {
-        modules.push((ModuleKind::Normalize, format!("{}_Normalize", modules.len())));
+        modules.push((
+            ModuleKind::Normalize,
+            format!("{}_Normalize", modules.len()),
+        ));
     }
     let list: Vec<Value> = modules
         .iter()
@@ -579,7 +604,10 @@ pub fn write(
         pool.insert(p.st_flag().into(), json!(p == settings.pooling));
     }
     pool.insert("include_prompt".into(), json!(true));
-    write_json(&dir.join("1_Pooling").join("config.json"), &Value::Object(pool))?;
+    write_json(
+        &dir.join("1_Pooling").join("config.json"),
+        &Value::Object(pool),
+    )?;
     for (d, (_, path)) in head.dense.iter().zip(&modules[2..]) {
         let ddir = dir.join(path);
         write_json(
@@ -623,8 +651,12 @@ fn dense_safetensors(d: &Dense) -> Result<Vec<u8>> {
     if let Some(b) = &d.b {
         views.push((
             "linear.bias".to_string(),
-            TensorView::new(safetensors::Dtype::F32, vec![d.out], bytemuck::cast_slice(b))
-                .map_err(|e| ModelError::Input(format!("Dense bias: {e}")))?,
+            TensorView::new(
+                safetensors::Dtype::F32,
+                vec![d.out],
+                bytemuck::cast_slice(b),
+            )
+            .map_err(|e| ModelError::Input(format!("Dense bias: {e}")))?,
         ));
     }
     safetensors::serialize(views, None)

@@ -220,7 +220,10 @@ impl Tokenizer {
     /// [`Tokenizer::split_on_whitespace`]).
     pub fn splits_on_whitespace(&self) -> bool {
         let Tokenizer::Hf(t) = self else { return false };
-        let Some(v) = t.get_pre_tokenizer().and_then(|p| serde_json::to_value(p).ok()) else {
+        let Some(v) = t
+            .get_pre_tokenizer()
+            .and_then(|p| serde_json::to_value(p).ok())
+        else {
             return false;
         };
         let types: Vec<&str> = v

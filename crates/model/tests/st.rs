@@ -154,7 +154,11 @@ fn our_output_reads_back_by_the_same_rules_and_embeds_alike() {
         assert_eq!(back.head, m.head, "{name}");
         assert_eq!(back.weights, m.weights, "{name}");
         for kind in [Kind::Query, Kind::Passage] {
-            assert_eq!(embed(&back, &texts, kind), embed(&m, &texts, kind), "{name}");
+            assert_eq!(
+                embed(&back, &texts, kind),
+                embed(&m, &texts, kind),
+                "{name}"
+            );
         }
         // The layout sentence-transformers reads.
         let read = |p: &str| -> Value {
@@ -194,7 +198,10 @@ fn our_output_reads_back_by_the_same_rules_and_embeds_alike() {
         };
         assert_eq!(tok["tokenizer_class"], json!(class), "{name}");
         assert_eq!(tok["model_max_length"], json!(64), "{name}");
-        assert_eq!(read("sentence_bert_config.json")["max_seq_length"], json!(64));
+        assert_eq!(
+            read("sentence_bert_config.json")["max_seq_length"],
+            json!(64)
+        );
         let card_text = std::fs::read_to_string(out.join("README.md")).unwrap();
         assert!(card_text.contains(&format!("base_model: \"st-tiny/{name}\"")));
         assert!(card_text.contains("| steps | 3 of 3 |"));
@@ -271,10 +278,7 @@ fn unsupported_layouts_are_clear_errors_naming_the_file() {
         v[2]["type"] = json!("sentence_transformers.models.LayerNorm");
     });
     let e = load_err(&d);
-    assert!(
-        e.contains("modules.json") && e.contains("LayerNorm"),
-        "{e}"
-    );
+    assert!(e.contains("modules.json") && e.contains("LayerNorm"), "{e}");
 
     // A Dense weight of the wrong shape.
     let d = copy_fixture("labse-cls-dense", "shape");
@@ -330,7 +334,10 @@ fn unsupported_layouts_are_clear_errors_naming_the_file() {
     )
     .unwrap();
     let e = load_err(&d);
-    assert!(e.contains("pytorch_model.bin") && e.contains("safetensors"), "{e}");
+    assert!(
+        e.contains("pytorch_model.bin") && e.contains("safetensors"),
+        "{e}"
+    );
 
     // A pooling dimension that is not the hidden size.
     let d = copy_fixture("xlmr-mean", "dim");
@@ -398,12 +405,13 @@ fn a_dense_head_and_its_activations() {
     ] {
         let mut v = [x];
         a.apply(&mut v);
-        assert!((v[0] - want).abs() < 1e-6, "{a:?}({x}) = {}, want {want}", v[0]);
+        assert!(
+            (v[0] - want).abs() < 1e-6,
+            "{a:?}({x}) = {}, want {want}",
+            v[0]
+        );
     }
     // A head whose sizes do not chain is refused.
-    let bad = Dense {
-        inp: 7,
-        ..d
-    };
+    let bad = Dense { inp: 7, ..d };
     assert!(matches!(bad.check(), Err(ModelError::Input(_))));
 }
