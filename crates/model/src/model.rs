@@ -149,8 +149,8 @@ impl Model {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         self.tokenizer.save(&dir.join("tokenizer.json"))?;
         let st = self.weights.to_safetensors(&self.config)?;
-        fetch::write_atomic(&dir.join("model.safetensors"), &st)?;
-        fetch::write_atomic(
+        multiret_data::write_atomic(&dir.join("model.safetensors"), &st)?;
+        multiret_data::write_atomic(
             &dir.join("config.json"),
             self.config.to_hf_json().as_bytes(),
         )?;
@@ -166,7 +166,10 @@ impl Model {
 
     /// (Re)writes the model card `README.md` of a model directory.
     pub fn write_card(&self, dir: &Path, card: &ModelCard) -> Result<()> {
-        fetch::write_atomic(&dir.join("README.md"), card.render(self).as_bytes())
+        Ok(multiret_data::write_atomic(
+            &dir.join("README.md"),
+            card.render(self).as_bytes(),
+        )?)
     }
 
     /// The embedding size (the last Dense layer's output, else the hidden size).

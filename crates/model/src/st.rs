@@ -39,9 +39,9 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{Config, EncodeSettings, Pooling, Prefixes};
 use crate::error::{ModelError, Result};
-use crate::fetch::write_atomic;
 use crate::head::{Activation, Dense, Head};
 use crate::tokenizer::{Tokenizer, TokenizerFamily};
+use multiret_data::write_atomic;
 
 /// The module list of a sentence-transformers directory.
 pub const MODULES_FILE: &str = "modules.json";
@@ -529,7 +529,7 @@ fn bert_normalizer(n: &Value) -> Option<(bool, Value, bool)> {
 
 fn write_json(path: &Path, v: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(v).expect("json values serialise");
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
 /// Writes the tokenizer configuration and the sentence-transformers files of a model into

@@ -7,7 +7,7 @@
 //!   difference `< 1e-4` in f32 and `< 2e-2` in bf16;
 //! - [`multiret_model::GpuEmbedder`] keeps the input order (length-sorted batching);
 //! - the real `e5-small` on `me5-small-embeddings.json` (in the directory `MULTIRET_FIXTURES`,
-//!   default `../shared/fixtures/` beside the repository), in padded batches: cosine to the fixture
+//!   default `tests/fixtures/` beside the repository), in padded batches: cosine to the fixture
 //!   embeddings `> 0.9999` in f32 and `> 0.999` in bf16, and close to the CPU engine. The model
 //!   comes from `Model::load("e5-small", default_cache_dir())` (`MULTIRET_CACHE`); the test
 //!   fails with the load error when it cannot be had.

@@ -17,6 +17,9 @@ pub enum TrainError {
     /// The model could not be loaded, tokenised or saved.
     #[error(transparent)]
     Model(#[from] multiret_model::ModelError),
+    /// Writing a file failed (the shared atomic writer).
+    #[error(transparent)]
+    Data(#[from] multiret_data::DataError),
     /// The training data or the sampler failed.
     #[error(transparent)]
     Sampler(#[from] multiret_sampler::SamplerError),

@@ -35,7 +35,9 @@ pub enum DeviceChoice {
 }
 
 /// The evaluation hook: called once on the final checkpoint with (checkpoint directory,
-/// dataset name, output JSON path); an `Err` carries a message.
+/// dataset name, output JSON path); an `Err` carries a message. When it also leaves a Markdown
+/// report beside the JSON (the same path with `.md`), that report becomes the Evaluation
+/// section of the checkpoint's model card.
 pub type EvalHook<'a> = dyn FnMut(&Path, &str, &Path) -> std::result::Result<(), String> + 'a;
 
 /// Everything a training run needs.
@@ -697,6 +699,18 @@ pub fn train(cfg: &TrainConfig, eval: Option<&mut EvalHook<'_>>) -> Result<Train
     if let (Some(name), Some(hook), false) = (&cfg.eval, eval, summary.already_finished) {
         let report = cfg.out.join("eval.json");
         hook(&summary.checkpoint, name, &report).map_err(TrainError::Eval)?;
+        let md = report.with_extension("md");
+        if md.is_file() {
+            let text = std::fs::read_to_string(&md).map_err(|e| TrainError::io(&md, e))?;
+            let model = Model::load_hf_dir(&summary.checkpoint)?;
+            let mut card = training_card(cfg);
+            card.training.push((
+                "steps".into(),
+                format!("{} of {}", summary.steps, cfg.steps),
+            ));
+            card.evaluation = Some(format!("`multiret eval --dataset {name}`:\n\n{text}"));
+            model.write_card(&summary.checkpoint, &card)?;
+        }
         summary.eval_report = Some(report);
     }
     Ok(summary)
@@ -780,7 +794,11 @@ impl<B: AutodiffBackend> Session<B> {
         let mut card = self.card.clone();
         card.training.push((
             "steps".into(),
-            format!("{} of {}", self.state.weights_step.max(self.state.step), self.total_steps),
+            format!(
+                "{} of {}",
+                self.state.weights_step.max(self.state.step),
+                self.total_steps
+            ),
         ));
         card
     }
@@ -936,9 +954,9 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
         }
     };
     let config_json = serde_json::to_string_pretty(cfg).expect("json");
-    multiret_model::fetch::write_atomic(&out.join("train_config.json"), config_json.as_bytes())?;
+    multiret_data::write_atomic(&out.join("train_config.json"), config_json.as_bytes())?;
 
-    let card = training_card(cfg, &model);
+    let card = training_card(cfg);
     let mut s = Session::<B> {
         device: device.clone(),
         card,
@@ -1116,13 +1134,15 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
 
 /// The model card of a run's checkpoints: the base model and the settings that define the
 /// training.
-fn training_card(cfg: &TrainConfig, model: &Model) -> ModelCard {
+fn training_card(cfg: &TrainConfig) -> ModelCard {
     let base = match multiret_model::fetch::Builtin::from_name(&cfg.model) {
         Some(b) => b.hf_id().to_string(),
-        None => model.name.clone(),
+        None => cfg.model.clone(),
     };
     let sampler = match cfg.sampler {
-        SamplerKind::Hybrid { alpha } => format!("hybrid (monolingual batch with probability {alpha})"),
+        SamplerKind::Hybrid { alpha } => {
+            format!("hybrid (monolingual batch with probability {alpha})")
+        }
         SamplerKind::Mono => "X-X-mono (one language per batch)".to_string(),
         SamplerKind::Cross => "X-Y (cross-lingual pairs)".to_string(),
         SamplerKind::Mixed => "X-X mixed (monolingual pairs, languages mixed)".to_string(),
@@ -1134,7 +1154,10 @@ fn training_card(cfg: &TrainConfig, model: &Model) -> ModelCard {
         ("learning rate".to_string(), cfg.lr.to_string()),
         ("temperature".to_string(), cfg.temperature.to_string()),
         ("symmetric loss".to_string(), cfg.symmetric.to_string()),
-        ("frozen word embeddings".to_string(), cfg.freeze_embeddings.to_string()),
+        (
+            "frozen word embeddings".to_string(),
+            cfg.freeze_embeddings.to_string(),
+        ),
         ("seed".to_string(), cfg.seed.to_string()),
     ];
     if let Some(m) = cfg.max_len {

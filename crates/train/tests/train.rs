@@ -284,12 +284,31 @@ fn eval_hook_runs_on_the_final_checkpoint() {
     let mut seen = Vec::new();
     let mut hook = |ck: &Path, name: &str, report: &Path| -> Result<(), String> {
         seen.push((ck.to_path_buf(), name.to_string()));
+        std::fs::write(
+            report.with_extension("md"),
+            "# report\n\n| Mo. mAP | 0.42 |\n",
+        )
+        .map_err(|e| e.to_string())?;
         std::fs::write(report, b"{}").map_err(|e| e.to_string())
     };
     let s = train(&c, Some(&mut hook)).unwrap();
     assert_eq!(seen, vec![(out.join("checkpoint"), "xquad-r".to_string())]);
     assert_eq!(s.eval_report, Some(out.join("eval.json")));
     assert!(out.join("eval.json").is_file());
+    // The model card carries the training settings and the evaluation report.
+    let card = std::fs::read_to_string(out.join("checkpoint").join("README.md")).unwrap();
+    assert!(
+        card.contains("## Training") && card.contains("| steps | 1 of 1 |"),
+        "{card}"
+    );
+    assert!(
+        card.contains("## Evaluation") && card.contains("| Mo. mAP | 0.42 |"),
+        "{card}"
+    );
+    assert!(
+        card.contains("\n### report"),
+        "report headings sit under Evaluation: {card}"
+    );
 }
 
 #[test]
