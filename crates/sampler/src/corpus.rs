@@ -340,6 +340,32 @@ impl Corpus {
         }
     }
 
+    /// Group `group` with all its language versions, as owned [`Example`]s (streamed corpora
+    /// read them from their files). Panics if `group >= len()`.
+    pub fn group(&self, group: usize) -> Result<Group> {
+        let mut versions = BTreeMap::new();
+        for &l in self.group_langs(group) {
+            let t = self.texts(&PairRef {
+                group,
+                query_lang: l,
+                passage_lang: l,
+            })?;
+            versions.insert(
+                self.language(l).to_string(),
+                Example {
+                    query: t.query.into_owned(),
+                    positive: t.positive.into_owned(),
+                    positive_context: t.positive_context.map(Cow::into_owned),
+                    negatives: t.negatives.into_iter().map(Cow::into_owned).collect(),
+                },
+            );
+        }
+        Ok(Group {
+            id: self.group_id(group).to_string(),
+            versions,
+        })
+    }
+
     /// A fingerprint of the corpus structure (languages, group ids and their languages; not
     /// the name), used to check that a saved sampler state is resumed on the same data.
     pub fn fingerprint(&self) -> u64 {

@@ -15,6 +15,9 @@
 //! records (e.g. an answer that crosses a sentence end) are skipped and counted in
 //! [`Corpus::stats`]; a corpus with no usable group is [`SamplerError::EmptyCorpus`].
 //!
+//! [`split_validation`] holds groups of a corpus list out (seeded, in proportion to the
+//! corpora's sizes), for a validation loss.
+//!
 //! # Samplers
 //! A [`Sampler`] draws [`Batch`]es of [`PairRef`]s (group, query language, passage language);
 //! [`Corpus::texts`] resolves a pair to its texts. Kinds ([`SamplerKind`]):
@@ -44,7 +47,8 @@
 //!   [`Batch::epoch`] is the epoch of the stream the batch came from.
 //! - **Deterministic by seed**: the batch stream is a function of the corpora (group order
 //!   and languages) and the [`SamplerConfig`]. Every draw uses ChaCha8 and integer-exact
-//!   helpers, independent of the `rand` version.
+//!   helpers ([`bounded`], [`partial_shuffle`], public for other seeded draws), independent
+//!   of the `rand` version.
 //! - **Resumable**: [`Sampler::state`] is a small serde value (configuration, next batch
 //!   index, the main generator's word position, each stream's epoch and cursor);
 //!   [`Sampler::resume`] continues with exactly the batches the saved sampler would have
@@ -62,12 +66,14 @@ mod mmarco;
 mod rng;
 mod sampler;
 mod spec;
+mod split;
 
 pub use corpus::{Corpus, Example, Group, LangId, LoadStats, Texts};
 pub use error::{Result, SamplerError};
 pub use jsonl::load_jsonl;
 pub use lareqa::{load_lareqa, PassageUnit};
 pub use mmarco::{load_mmarco, MmarcoOptions};
+pub use rng::{bounded, partial_shuffle};
 pub use sampler::{
     Batch, BatchKind, BatchRecord, CorpusState, PairRecord, PairRef, Sampler, SamplerConfig,
     SamplerKind, SamplerState, StreamPos, STATE_FORMAT,
@@ -75,3 +81,4 @@ pub use sampler::{
 pub use spec::{
     load_corpus, load_train, parse_train_specs, LoadOptions, TrainSpec, NAMED_DATASETS,
 };
+pub use split::split_validation;

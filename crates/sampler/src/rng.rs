@@ -30,7 +30,10 @@ pub(crate) fn derived_rng(seed: u64, parts: &[u64]) -> ChaCha8Rng {
 }
 
 /// Uniform integer in `0..n` (`n >= 1`), unbiased (Lemire's widening multiply with rejection).
-pub(crate) fn bounded(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+///
+/// It reads only `next_u64`, so its draws depend on the ChaCha8 keystream alone, not on a
+/// `rand` release.
+pub fn bounded(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     debug_assert!(n >= 1);
     let threshold = n.wrapping_neg() % n;
     loop {
@@ -50,6 +53,16 @@ pub(crate) fn unit_f64(rng: &mut ChaCha8Rng) -> f64 {
 pub(crate) fn shuffle<T>(rng: &mut ChaCha8Rng, items: &mut [T]) {
     for i in (1..items.len()).rev() {
         let j = bounded(rng, i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// Moves a uniformly random `k`-subset of `items` (`k` capped at `items.len()`) to the front,
+/// in drawn order: the first `k` steps of a forward Fisher-Yates shuffle driven by
+/// [`bounded`]. The rest of `items` is left in an unspecified order.
+pub fn partial_shuffle<T>(rng: &mut ChaCha8Rng, items: &mut [T], k: usize) {
+    for i in 0..k.min(items.len()) {
+        let j = i + bounded(rng, (items.len() - i) as u64) as usize;
         items.swap(i, j);
     }
 }
@@ -114,6 +127,21 @@ mod tests {
         s.sort_unstable();
         assert_eq!(s, (0..100).collect::<Vec<_>>());
         assert_ne!(v, s);
+    }
+
+    #[test]
+    fn partial_shuffle_draws_a_subset_in_front() {
+        let mut rng = derived_rng(9, &[]);
+        let mut v: Vec<u32> = (0..20).collect();
+        partial_shuffle(&mut rng, &mut v, 5);
+        let mut s = v.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..20).collect::<Vec<_>>());
+        assert_ne!(v[..5], [0, 1, 2, 3, 4]);
+        let mut short = vec![1, 2];
+        partial_shuffle(&mut rng, &mut short, 9);
+        short.sort_unstable();
+        assert_eq!(short, [1, 2]);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! - [`optim`]: AdamW configured as PyTorch's, the schedule, `clip_grad_norm`.
 //! - [`checkpoint`]: atomic checkpoint directories.
 //! - [`train`] with a [`TrainConfig`]: the whole loop (what `multiret train` runs).
+//!   [`TrainConfig::defaults`] and the `TrainConfig::DEFAULT_*` constants hold every default
+//!   (front ends read theirs from there); [`TrainerState`] is what a checkpoint resumes from,
+//!   [`StepLog`] one line of `log.jsonl`.
 //!
 //! # Design
 //! - **Backends.** The CPU runs on burn-flex ([`FlexTrain`]): it measured 1.5x faster than
@@ -56,14 +59,20 @@
 //!   exact).
 
 pub mod checkpoint;
+mod config;
+mod data;
 mod encoder;
 mod error;
 mod fast;
 mod loss;
 pub mod optim;
+mod session;
+mod state;
 mod step;
 mod trainer;
 
+pub use config::{DeviceChoice, TrainConfig};
+pub use data::{tokenize_batch, TokenizedBatch};
 pub use encoder::{
     l2_normalize, length_buckets, Dense, Encoder, EncoderLayer, EncoderMeta, LayerNormP,
     TokenBatch, BUCKET_OVERHEAD_TOKENS,
@@ -71,13 +80,12 @@ pub use encoder::{
 pub use error::{Result, TrainError};
 pub use loss::{info_nce, info_nce_reference};
 pub use optim::{AdamWOptimizer, AdamWParams, LinearSchedule};
+pub use session::TrainSummary;
+pub use state::{StepLog, TrainerState, TRAINER_STATE_FORMAT};
 pub use step::{loss_and_grads, loss_only, LossConfig};
-pub use trainer::{
-    split_validation, tokenize_batch, train, DeviceChoice, EvalHook, StepLog, TokenizedBatch,
-    TrainConfig, TrainSummary, TrainerState, TRAINER_STATE_FORMAT,
-};
+pub use trainer::{train, EvalHook};
 
-pub use multiret_sampler::{PassageUnit, SamplerKind};
+pub use multiret_sampler::{split_validation, PassageUnit, SamplerKind};
 
 /// Training on the CPU with burn-flex.
 pub type FlexTrain = burn::backend::Autodiff<burn::backend::Flex>;

@@ -32,14 +32,20 @@ pub struct AdamWParams {
     pub weight_decay: f32,
 }
 
+impl AdamWParams {
+    /// `torch.optim.AdamW`'s defaults: betas 0.9 / 0.999, eps 1e-8, weight decay 0.01.
+    pub const PYTORCH: AdamWParams = AdamWParams {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+}
+
 impl Default for AdamWParams {
+    /// [`AdamWParams::PYTORCH`].
     fn default() -> Self {
-        AdamWParams {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        }
+        Self::PYTORCH
     }
 }
 
