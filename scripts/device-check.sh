@@ -48,6 +48,7 @@ GPU_BATCH=${GPU_BATCH:-128}
 SENTENCES=${SENTENCES:-} # only the first N sentences (a local dry run); default all
 export MULTIRET_CACHE=$W/cache
 export MULTIRET_FIXTURES=$W/fixtures # the reference fixtures directory (as tests/fixtures)
+export MULTIRET_REQUIRE_GPU=1        # GPU tests fail, not skip, when the GPU is missing
 export RUST_BACKTRACE=1
 
 # CUDA libraries: the toolkit's lib directories, when present, go on the loader path (cudarc

@@ -304,8 +304,14 @@ fn run(a: &Args) -> Result<bool, String> {
     let pad = model.config.pad_id;
 
     // The engines, built (and warmed up with the longest batch) once.
-    let f32_emb = wants("multiret-f32").then(|| model.embedder(Precision::F32));
-    let bf16_emb = wants("multiret-bf16").then(|| model.embedder(Precision::Bf16));
+    let f32_emb = wants("multiret-f32")
+        .then(|| model.embedder(Precision::F32))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let bf16_emb = wants("multiret-bf16")
+        .then(|| model.embedder(Precision::Bf16))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let tmp =
         TempDir(std::env::temp_dir().join(format!("multiret-embed-report-{}", std::process::id())));
     let bert = if wants("candle-f32") {

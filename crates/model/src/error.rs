@@ -45,8 +45,8 @@ pub enum ModelError {
     /// A kernel reported an error (a bug when it happens inside the encoder).
     #[error("kernel: {0}")]
     Kernel(#[from] multiret_kernels::KernelError),
-    /// The GPU path failed: CUDA unavailable, a driver / cuBLAS error, out of device memory.
-    #[cfg(feature = "cuda")]
+    /// The GPU path failed: CUDA unavailable (or a build without the `cuda` feature), a
+    /// driver / cuBLAS error, out of device memory.
     #[error("GPU: {0}")]
     Gpu(String),
 }

@@ -13,7 +13,7 @@
 //! ```no_run
 //! use multiret_model::{EmbedOptions, Kind, Model, Precision};
 //! let model = Model::load("e5-small", &multiret_model::default_cache_dir())?;
-//! let emb = model.embedder(Precision::F32);
+//! let emb = model.embedder(Precision::F32)?;
 //! let v = emb.embed(&["Where is the Eiffel tower?"], Kind::Query, EmbedOptions::default(), &|_| {})?;
 //! assert_eq!(v.len(), 384);
 //! # Ok::<(), multiret_model::ModelError>(())
@@ -23,9 +23,13 @@ pub mod card;
 pub mod config;
 pub mod e5s1;
 pub mod encoder;
+pub mod engine;
 mod error;
 pub mod fetch;
 #[cfg(feature = "cuda")]
+pub mod gpu;
+#[cfg(not(feature = "cuda"))]
+#[path = "gpu_dummy.rs"]
 pub mod gpu;
 pub mod head;
 pub mod hub;
@@ -39,7 +43,6 @@ pub use config::{Arch, Config, EncodeSettings, Pooling, Prefixes};
 pub use encoder::{Encoder, Precision};
 pub use error::{ModelError, Result};
 pub use fetch::default_cache_dir;
-#[cfg(feature = "cuda")]
 pub use gpu::{GpuEmbedder, GpuEncoder};
 pub use head::{Activation, Dense, Head};
 pub use model::{embed_ids_with, resolve, EmbedOptions, Embedder, Kind, Model};

@@ -234,12 +234,13 @@ impl Model {
         self.head.apply(pool(false)?, rows, s.normalize)
     }
 
-    /// An embedder at the given precision.
-    pub fn embedder(&self, precision: Precision) -> Embedder<'_> {
-        Embedder {
+    /// An embedder at the given precision. Errors when the weights do not fit the
+    /// configuration ([`Weights::check`]).
+    pub fn embedder(&self, precision: Precision) -> Result<Embedder<'_>> {
+        Ok(Embedder {
             model: self,
-            encoder: Encoder::new(&self.config, &self.weights, precision),
-        }
+            encoder: Encoder::new(&self.config, &self.weights, precision)?,
+        })
     }
 }
 

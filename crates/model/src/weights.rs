@@ -109,6 +109,80 @@ pub fn tensor_specs(c: &Config) -> Vec<(String, Vec<usize>)> {
 }
 
 impl Weights {
+    /// Checks every size against the configuration: the embedding tables, the layer count,
+    /// each LayerNorm and each linear layer's weight and bias. The one such check, run by
+    /// every engine before it prepares the weights.
+    pub fn check(&self, c: &Config) -> Result<()> {
+        let h = c.hidden;
+        let bad = |what: String, have: usize, need: usize| {
+            Err(ModelError::Input(format!(
+                "weights do not fit the configuration: {what} has {have} values, needs {need}"
+            )))
+        };
+        if self.word.len() != c.vocab * h {
+            return bad("the word table".into(), self.word.len(), c.vocab * h);
+        }
+        if self.pos.len() != c.max_pos * h {
+            return bad("the position table".into(), self.pos.len(), c.max_pos * h);
+        }
+        if self.typ.len() != c.type_vocab * h {
+            return bad(
+                "the token-type table".into(),
+                self.typ.len(),
+                c.type_vocab * h,
+            );
+        }
+        if self.layers.len() != c.layers {
+            return bad("the layer list".into(), self.layers.len(), c.layers);
+        }
+        let norm = |what: String, n: &Norm| {
+            if n.w.len() != h {
+                return bad(format!("{what} weight"), n.w.len(), h);
+            }
+            if n.b.len() != h {
+                return bad(format!("{what} bias"), n.b.len(), h);
+            }
+            Ok(())
+        };
+        norm("the embedding LayerNorm".into(), &self.emb_ln)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            for (name, lin, out, inp) in [
+                ("query", &l.q, h, h),
+                ("key", &l.k, h, h),
+                ("value", &l.v, h, h),
+                ("attention output", &l.ao, h, h),
+                ("intermediate", &l.fi, c.ffn, h),
+                ("output", &l.fo, h, c.ffn),
+            ] {
+                if lin.out != out || lin.inp != inp || lin.w.len() != out * inp {
+                    return bad(
+                        format!("layer {i} {name} weight ({} x {})", lin.out, lin.inp),
+                        lin.w.len(),
+                        out * inp,
+                    );
+                }
+                if lin.b.len() != out {
+                    return bad(format!("layer {i} {name} bias"), lin.b.len(), out);
+                }
+            }
+            norm(format!("layer {i} attention LayerNorm"), &l.aln)?;
+            norm(format!("layer {i} output LayerNorm"), &l.oln)?;
+        }
+        Ok(())
+    }
+
+    /// A copy of the embedding tables and their LayerNorm, without the layers (what an engine
+    /// keeps on the host after preparing the layers).
+    pub fn tables_only(&self) -> Weights {
+        Weights {
+            word: self.word.clone(),
+            pos: self.pos.clone(),
+            typ: self.typ.clone(),
+            emb_ln: self.emb_ln.clone(),
+            layers: Vec::new(),
+        }
+    }
+
     /// Builds the weights from a map of HF-named f32 tensors, checking every shape.
     pub fn from_named(c: &Config, mut t: BTreeMap<String, Vec<f32>>, path: &Path) -> Result<Self> {
         for (name, shape) in tensor_specs(c) {

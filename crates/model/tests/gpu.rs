@@ -1,7 +1,11 @@
-//! The encoder on the GPU (feature `cuda`) against the CPU engine and the reference fixtures.
+//! The engine on every device, and the GPU (feature `cuda`) against the CPU engine and the
+//! reference fixtures.
 //!
-//! Every test first asks [`gpu::available`]; without a usable GPU it prints `skipping: <reason>`
-//! and passes. With one:
+//! `test_device!` (candle's pattern) makes one test per device from one body: the CPU test
+//! always runs; the CUDA test runs where [`gpu::available`] finds a GPU. Without one, the GPU
+//! tests print `skipping: <reason>` and pass, unless `MULTIRET_REQUIRE_GPU=1` (the device
+//! script sets it), which makes them fail. A build without `cuda` has the same API (its `gpu`
+//! module reports that it has no CUDA), so this file always compiles. With a GPU:
 //! - tiny random models (BERT and XLM-R positions, mean and CLS pooling, normalised or not,
 //!   padded batches, singly, and with the attention in chunks): GPU vs CPU engine, max abs
 //!   difference `< 1e-4` in f32 and `< 2e-2` in bf16;
@@ -11,8 +15,6 @@
 //!   embeddings `> 0.9999` in f32 and `> 0.999` in bf16, and close to the CPU engine. The model
 //!   comes from `Model::load("e5-small", default_cache_dir())` (`MULTIRET_CACHE`); the test
 //!   fails with the load error when it cannot be had.
-#![cfg(feature = "cuda")]
-
 use std::sync::Arc;
 
 use multiret_kernels::Par;
@@ -25,10 +27,13 @@ use multiret_model::{
 
 mod common;
 
-/// The GPU, or `None` after printing why there is none. A GPU that is there but cannot be
-/// opened fails the test.
+/// The GPU, or `None` after printing why there is none (a failure instead when
+/// `MULTIRET_REQUIRE_GPU=1`). A GPU that is there but cannot be opened fails the test.
 fn gpu() -> Option<Arc<Gpu>> {
     if let Err(reason) = gpu::available() {
+        if std::env::var("MULTIRET_REQUIRE_GPU").as_deref() == Ok("1") {
+            panic!("MULTIRET_REQUIRE_GPU=1, but there is no usable GPU: {reason}");
+        }
         println!("skipping: {reason}");
         return None;
     }
@@ -40,6 +45,140 @@ fn gpu() -> Option<Arc<Gpu>> {
         Err(e) => panic!("CUDA is available but opening the GPU failed: {e}"),
     }
 }
+
+/// A device the engine runs on.
+enum Dev {
+    Cpu,
+    Cuda(Arc<Gpu>),
+}
+
+impl Dev {
+    /// The engine on this device, run on one batch.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        c: &Config,
+        w: &Weights,
+        precision: Precision,
+        seqs: &[Vec<u32>],
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>, ModelError> {
+        match self {
+            Dev::Cpu => Encoder::new(c, w, precision)?.forward(seqs, pooling, normalize, Par::Seq),
+            Dev::Cuda(g) => {
+                GpuEncoder::new(g.clone(), c, w, precision)?.forward(seqs, pooling, normalize)
+            }
+        }
+    }
+
+    /// The pooling modes the device runs (CUDA: the weighted sums).
+    fn poolings(&self) -> Vec<Pooling> {
+        Pooling::ALL
+            .into_iter()
+            .filter(|&p| matches!(self, Dev::Cpu) || p != Pooling::Max)
+            .collect()
+    }
+}
+
+/// One body, one test per device: `test_device!(body, body_cpu, body_cuda)`.
+macro_rules! test_device {
+    ($body:ident, $cpu:ident, $cuda:ident) => {
+        #[test]
+        fn $cpu() {
+            $body(&Dev::Cpu);
+        }
+
+        #[test]
+        fn $cuda() {
+            if let Some(g) = gpu() {
+                $body(&Dev::Cuda(g));
+            }
+        }
+    };
+}
+
+/// Every pooling mode the device runs, normalised or not, f32 and bf16, against the f64
+/// forward pass written independently of the crate.
+fn engine_matches_the_f64_reference(dev: &Dev) {
+    for arch in [Arch::Bert, Arch::XlmRoberta] {
+        let c = tiny_config(arch);
+        let w = tiny_weights(&c, 42);
+        let seqs = random_batch(9, c.max_tokens(), c.vocab, 5);
+        for precision in [Precision::F32, Precision::Bf16] {
+            let tol = match precision {
+                Precision::F32 => 1e-4,
+                Precision::Bf16 => 3e-2,
+            };
+            for pooling in dev.poolings() {
+                for normalize in [true, false] {
+                    let got = dev
+                        .forward(&c, &w, precision, &seqs, pooling, normalize)
+                        .unwrap();
+                    for (i, s) in seqs.iter().enumerate() {
+                        let row = &got[i * c.hidden..(i + 1) * c.hidden];
+                        // The reference is normalised: without normalisation, compare the
+                        // direction and measure the error relative to the row's norm.
+                        let norm = if normalize {
+                            1.0
+                        } else {
+                            row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt()
+                        };
+                        let want = common::naive_forward(&c, &w, s, pooling);
+                        let err = row
+                            .iter()
+                            .zip(&want)
+                            .map(|(g, w)| (*g as f64 / norm - w).abs())
+                            .fold(0.0, f64::max);
+                        assert!(
+                            err < tol,
+                            "{arch:?} {precision:?} {pooling:?} normalize={normalize} seq {i}: {err}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+test_device!(
+    engine_matches_the_f64_reference,
+    engine_matches_the_f64_reference_cpu,
+    engine_matches_the_f64_reference_cuda
+);
+
+/// Bad batches and weights that do not fit are errors on every device.
+fn bad_input_is_an_error_on(dev: &Dev) {
+    let c = tiny_config(Arch::Bert);
+    let w = tiny_weights(&c, 1);
+    for bad in [vec![vec![]], vec![vec![0, 99, 2]], vec![vec![4; 40]]] {
+        assert!(matches!(
+            dev.forward(&c, &w, Precision::F32, &bad, Pooling::Mean, true),
+            Err(ModelError::Input(_))
+        ));
+    }
+    let empty = dev.forward(&c, &w, Precision::F32, &[], Pooling::Mean, true);
+    assert!(empty.unwrap().is_empty());
+    let mut short = w.clone();
+    short.pos.truncate(10);
+    assert!(matches!(
+        dev.forward(
+            &c,
+            &short,
+            Precision::F32,
+            &[vec![0, 2]],
+            Pooling::Mean,
+            true
+        ),
+        Err(ModelError::Input(_))
+    ));
+}
+
+test_device!(
+    bad_input_is_an_error_on,
+    bad_input_is_an_error_cpu,
+    bad_input_is_an_error_cuda
+);
 
 struct Rng(u64);
 impl Rng {
@@ -143,7 +282,7 @@ fn tiny_models_match_the_cpu_engine() {
         let w = tiny_weights(&c, 42);
         let random = random_batch(37, c.max_tokens(), c.vocab, 9);
         for precision in [Precision::F32, Precision::Bf16] {
-            let cpu = Encoder::new(&c, &w, precision);
+            let cpu = Encoder::new(&c, &w, precision).unwrap();
             let mut enc = GpuEncoder::new(g.clone(), &c, &w, precision).unwrap();
             let tol = tolerance(precision);
             for pooling in [Pooling::Mean, Pooling::Cls] {
@@ -180,27 +319,6 @@ fn tiny_models_match_the_cpu_engine() {
 }
 
 #[test]
-fn bad_input_is_an_error() {
-    let Some(g) = gpu() else { return };
-    let c = tiny_config(Arch::Bert);
-    let w = tiny_weights(&c, 1);
-    let enc = GpuEncoder::new(g.clone(), &c, &w, Precision::F32).unwrap();
-    for bad in [vec![vec![]], vec![vec![0, 99, 2]], vec![vec![4; 40]]] {
-        assert!(matches!(
-            enc.forward(&bad, Pooling::Mean, true),
-            Err(ModelError::Input(_))
-        ));
-    }
-    assert!(enc.forward(&[], Pooling::Mean, true).unwrap().is_empty());
-    let mut short = w.clone();
-    short.pos.truncate(10);
-    assert!(matches!(
-        GpuEncoder::new(g, &c, &short, Precision::F32),
-        Err(ModelError::Input(_))
-    ));
-}
-
-#[test]
 fn gpu_embedder_keeps_the_input_order() {
     let Some(g) = gpu() else { return };
     let c = tiny_config(Arch::XlmRoberta);
@@ -216,6 +334,7 @@ fn gpu_embedder_keeps_the_input_order() {
     for precision in [Precision::F32, Precision::Bf16] {
         let want = model
             .embedder(precision)
+            .unwrap()
             .embed_ids(
                 &ids,
                 EmbedOptions {
@@ -237,6 +356,7 @@ fn gpu_embedder_keeps_the_input_order() {
         let kind = multiret_model::Kind::Query;
         let want = model
             .embedder(precision)
+            .unwrap()
             .embed(&texts, kind, EmbedOptions::default(), &|_| {})
             .unwrap();
         let got = emb.embed(&texts, kind, 2, &|_| {}).unwrap();
@@ -294,6 +414,7 @@ fn real_model_matches_the_fixtures_and_the_cpu() {
         }
         let cpu = model
             .embedder(precision)
+            .unwrap()
             .embed_ids(
                 &ids,
                 EmbedOptions {

@@ -200,6 +200,7 @@ fn options(endpoint: &str, cache: &Path) -> HubOptions {
 
 fn embed(m: &Model) -> Vec<f32> {
     m.embedder(Precision::F32)
+        .unwrap()
         .embed(
             &["Where is the Eiffel tower?", "Der Eiffelturm"],
             Kind::Query,

@@ -55,7 +55,7 @@ fn token_ids_match_the_genuine_tokenizer() {
 
 fn check_embeddings(precision: Precision, min_cos: f64) {
     let m = model();
-    let emb = m.embedder(precision);
+    let emb = m.embedder(precision).unwrap();
     let rows = common::me5_rows();
     let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
     // Singly, the first 16 as one padded batch, and everything in one batch with 2 threads.

@@ -56,6 +56,7 @@ fn cosine(a: &[f32], b: &[f64]) -> f64 {
 fn embed(m: &Model, texts: &[String], kind: Kind) -> Vec<f32> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     m.embedder(Precision::F32)
+        .unwrap()
         .embed(&refs, kind, EmbedOptions::default(), &|_| {})
         .unwrap()
 }

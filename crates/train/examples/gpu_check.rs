@@ -27,6 +27,7 @@ use serde_json::json;
 fn engine(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
     model
         .embedder(Precision::F32)
+        .unwrap()
         .embed_ids(ids, EmbedOptions::default(), &|_| {})
         .unwrap()
 }

@@ -162,43 +162,23 @@ impl<B: Backend> TokenBatch<B> {
         if bsz == 0 {
             return Err(TrainError::Config("empty batch".into()));
         }
-        let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
-        if seqs.iter().any(Vec::is_empty) {
-            return Err(TrainError::Config(
-                "empty token sequence (every input has at least its special tokens)".into(),
-            ));
-        }
-        if len > config.max_tokens() {
-            return Err(TrainError::Config(format!(
-                "sequence of {len} tokens exceeds the model's {} positions",
-                config.max_tokens()
-            )));
-        }
-        if let Some(&bad) = seqs
-            .iter()
-            .flatten()
-            .find(|&&id| id as usize >= config.vocab)
-        {
-            return Err(TrainError::Config(format!(
-                "token id {bad} outside the vocabulary of {}",
-                config.vocab
-            )));
-        }
-        let off = config.position_offset();
-        let pad_pos = off.saturating_sub(1);
+        // The engine's batch checks (empty sequence, too long, id outside the vocabulary).
+        let padded = multiret_model::engine::PaddedBatch::new(seqs, config)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let len = padded.len;
         let mut ids = Vec::with_capacity(bsz * len);
         let mut pos = Vec::with_capacity(bsz * len);
         let mut mask = Vec::with_capacity(bsz * len);
         let mut pool = Vec::with_capacity(bsz * len);
         let mut tokens = 0;
-        for s in seqs {
+        for (b, s) in seqs.iter().enumerate() {
             let n = s.len();
             tokens += n;
             for i in 0..len {
-                let real = i < n;
-                ids.push(s.get(i).copied().unwrap_or(config.pad_id) as i64);
-                pos.push(if real { off + i } else { pad_pos } as i64);
-                mask.push(if real { 0.0f32 } else { MASK_NEG });
+                let (id, p) = padded.token(b, i, config);
+                ids.push(id as i64);
+                pos.push(p as i64);
+                mask.push(if i < n { 0.0f32 } else { MASK_NEG });
             }
             let start = pool.len();
             pool.resize(start + len, 0.0);

@@ -11,6 +11,7 @@ use multiret_train::Encoder;
 fn engine(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
     model
         .embedder(Precision::F32)
+        .unwrap()
         .embed_ids(
             ids,
             EmbedOptions {

@@ -154,6 +154,7 @@ fn checkpoint_is_an_hf_directory_the_engine_loads() {
     let ids = trained.tokenize(&texts, Kind::Passage).unwrap();
     let engine = trained
         .embedder(Precision::F32)
+        .unwrap()
         .embed_ids(&ids, EmbedOptions::default(), &|_| {})
         .unwrap();
     let device = Default::default();
