@@ -251,7 +251,10 @@ impl<B: Backend> Encoder<B> {
     /// Builds the encoder from engine weights, with E5 settings (mean pooling, normalised);
     /// see [`Encoder::with_settings`]. Every parameter requires gradients.
     pub fn from_weights(config: &Config, weights: &Weights, device: &B::Device) -> Result<Self> {
-        check_weights(config, weights)?;
+        // The engine's check of every size (one definition for every encoder).
+        weights
+            .check(config)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
         let h = config.hidden;
         let mut ids = Ids(0);
         // The order of `ids.param` calls is `tensor_specs` order.
@@ -510,54 +513,3 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     x / norm
 }
 
-/// Checks every tensor's size against the configuration.
-fn check_weights(c: &Config, w: &Weights) -> Result<()> {
-    let h = c.hidden;
-    let bad = |what: &str, got: usize, want: usize| {
-        Err(TrainError::Config(format!(
-            "weights do not match the configuration: {what} has {got} values, {want} expected"
-        )))
-    };
-    for (what, got, want) in [
-        ("word embeddings", w.word.len(), c.vocab * h),
-        ("position embeddings", w.pos.len(), c.max_pos * h),
-        ("token-type embeddings", w.typ.len(), c.type_vocab * h),
-        (
-            "embedding LayerNorm",
-            w.emb_ln.w.len() + w.emb_ln.b.len(),
-            2 * h,
-        ),
-        ("layer count", w.layers.len(), c.layers),
-    ] {
-        if got != want {
-            return bad(what, got, want);
-        }
-    }
-    for (i, l) in w.layers.iter().enumerate() {
-        for (name, lin, out, inp) in [
-            ("query", &l.q, h, h),
-            ("key", &l.k, h, h),
-            ("value", &l.v, h, h),
-            ("attention output", &l.ao, h, h),
-            ("intermediate", &l.fi, c.ffn, h),
-            ("output", &l.fo, h, c.ffn),
-        ] {
-            if lin.out != out || lin.inp != inp || lin.w.len() != out * inp || lin.b.len() != out {
-                return Err(TrainError::Config(format!(
-                    "weights do not match the configuration: layer {i} {name} is [{}, {}], \
-                     [{out}, {inp}] expected",
-                    lin.out, lin.inp
-                )));
-            }
-        }
-        for (name, n) in [
-            ("attention LayerNorm", &l.aln),
-            ("output LayerNorm", &l.oln),
-        ] {
-            if n.w.len() != h || n.b.len() != h {
-                return bad(&format!("layer {i} {name}"), n.w.len() + n.b.len(), 2 * h);
-            }
-        }
-    }
-    Ok(())
-}
