@@ -20,7 +20,7 @@ use std::time::Instant;
 use burn::prelude::Backend;
 use multiret_model::config::{Arch, Config, EncodeSettings, Pooling, Prefixes};
 use multiret_model::{EmbedOptions, Model, Precision};
-use multiret_train::{train, DeviceChoice, Encoder, SamplerKind, TrainConfig};
+use multiret_train::{train, DeviceChoice, SamplerKind, TrainConfig, TrainableEncoder};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::json;
 
@@ -40,7 +40,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn parity<B: Backend>(model: &Model, ids: &[Vec<u32>], device: &B::Device) -> f32 {
-    let ours = Encoder::<B>::from_weights(&model.config, &model.weights, device)
+    let ours = TrainableEncoder::<B>::from_weights(&model.config, &model.weights, device)
         .unwrap()
         .with_settings(&model.settings)
         .embed_ids(ids, device)

@@ -107,7 +107,7 @@ pub struct EncoderMeta {
 
 /// The encoder as a burn module.
 #[derive(Module, Debug)]
-pub struct Encoder<B: Backend> {
+pub struct TrainableEncoder<B: Backend> {
     /// Word embeddings `[vocab, hidden]`.
     pub word: Param<Tensor<B, 2>>,
     /// Position embeddings `[max_pos, hidden]`.
@@ -247,9 +247,9 @@ fn read<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> Vec<f32> {
         .expect("f32 tensor data")
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: Backend> TrainableEncoder<B> {
     /// Builds the encoder from engine weights, with E5 settings (mean pooling, normalised);
-    /// see [`Encoder::with_settings`]. Every parameter requires gradients.
+    /// see [`TrainableEncoder::with_settings`]. Every parameter requires gradients.
     pub fn from_weights(config: &Config, weights: &Weights, device: &B::Device) -> Result<Self> {
         // The engine's check of every size (one definition for every encoder).
         weights
@@ -297,7 +297,7 @@ impl<B: Backend> Encoder<B> {
             });
         }
         debug_assert_eq!(ids.0 as usize, tensor_specs(config).len());
-        Ok(Encoder {
+        Ok(TrainableEncoder {
             word,
             pos,
             typ,
@@ -454,7 +454,7 @@ impl<B: Backend> Encoder<B> {
         Ok(sorted.select(0, Tensor::from_data(TensorData::new(inverse, [n]), device)))
     }
 
-    /// [`Encoder::encode`] to the host: `[seqs.len(), hidden]` row-major.
+    /// [`TrainableEncoder::encode`] to the host: `[seqs.len(), hidden]` row-major.
     pub fn embed_ids(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<Vec<f32>> {
         Ok(self
             .encode(seqs, device)?
@@ -512,4 +512,3 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
     x / norm
 }
-

@@ -6,9 +6,9 @@
 //! clipping, gradient caching, frozen word embeddings, atomic HF-format checkpoints, exact
 //! resume, validation loss with early stopping.
 //!
-//! - [`Encoder`]: the architecture of `multiret-model` as a burn module, built from and
+//! - [`TrainableEncoder`]: the architecture of `multiret-model` as a burn module, built from and
 //!   exported to the engine's [`Weights`](multiret_model::Weights) exactly
-//!   ([`Encoder::from_weights`], [`Encoder::to_weights`]); its forward pass agrees with the
+//!   ([`TrainableEncoder::from_weights`], [`TrainableEncoder::to_weights`]); its forward pass agrees with the
 //!   engine's within 1e-4.
 //! - [`info_nce`]: the loss; [`loss_and_grads`]: one step's loss and gradients (directly, or
 //!   with gradient caching over `chunks`).
@@ -74,8 +74,8 @@ mod trainer;
 pub use config::{DeviceChoice, TrainConfig};
 pub use data::{tokenize_batch, TokenizedBatch};
 pub use encoder::{
-    l2_normalize, length_buckets, Dense, Encoder, EncoderLayer, EncoderMeta, LayerNormP,
-    TokenBatch, BUCKET_OVERHEAD_TOKENS,
+    l2_normalize, length_buckets, Dense, EncoderLayer, EncoderMeta, LayerNormP, TokenBatch,
+    TrainableEncoder, BUCKET_OVERHEAD_TOKENS,
 };
 pub use error::{Result, TrainError};
 pub use loss::{info_nce, info_nce_reference};

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::checkpoint::{self, BEST_DIR, FINAL_DIR, OPTIMIZER_FILE, PERIODIC_PREFIX, STATE_FILE};
 use crate::config::TrainConfig;
 use crate::data::TrainData;
-use crate::encoder::Encoder;
+use crate::encoder::TrainableEncoder;
 use crate::error::{Result, TrainError};
 use crate::optim::{clip_grad_norm, grad_norm, AdamWOptimizer};
 use crate::state::{truncate_log, LogWriter, RunKey, StepLog, TrainerState, LOG_FILE};
@@ -62,8 +62,8 @@ pub(crate) struct Session<'a, B: AutodiffBackend> {
     shell: Model,
     data: TrainData,
     /// The encoder (taken out during an update).
-    encoder: Option<Encoder<B>>,
-    optim: AdamWOptimizer<B, Encoder<B>>,
+    encoder: Option<TrainableEncoder<B>>,
+    optim: AdamWOptimizer<B, TrainableEncoder<B>>,
     sampler: Sampler,
     rng: ChaCha8Rng,
     state: TrainerState,
@@ -118,7 +118,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
 
         let (shell, encoder, max_len) = load_model::<B>(cfg, &start, device)?;
         let data = TrainData::load(cfg, &shell, max_len)?;
-        let mut optim = AdamWOptimizer::<B, Encoder<B>>::new(&cfg.adamw);
+        let mut optim = AdamWOptimizer::<B, TrainableEncoder<B>>::new(&cfg.adamw);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6e65_6761_7469_7665);
         let (sampler, state, resumed_from) = match start {
             Start::Resume(dir, mut st) => {
@@ -340,7 +340,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         })
     }
 
-    fn encoder(&self) -> &Encoder<B> {
+    fn encoder(&self) -> &TrainableEncoder<B> {
         self.encoder
             .as_ref()
             .expect("encoder present between steps")
@@ -399,7 +399,7 @@ fn load_model<B: AutodiffBackend>(
     cfg: &TrainConfig,
     start: &Start,
     device: &B::Device,
-) -> Result<(Model, Encoder<B>, usize)> {
+) -> Result<(Model, TrainableEncoder<B>, usize)> {
     let mut model = match start {
         Start::Resume(dir, _) => Model::load_hf_dir(dir)?,
         _ => Model::load(&cfg.model, &cfg.cache_dir)?,
@@ -421,7 +421,7 @@ fn load_model<B: AutodiffBackend>(
     }
     let max_len = cfg.max_len.unwrap_or(usize::MAX).min(model.max_tokens());
     let weights = std::mem::replace(&mut model.weights, empty_weights());
-    let encoder = Encoder::<B>::from_weights(&model.config, &weights, device)?
+    let encoder = TrainableEncoder::<B>::from_weights(&model.config, &weights, device)?
         .with_settings(&model.settings)
         .freeze_word_embeddings(cfg.freeze_embeddings)
         .with_bf16_matmul(cfg.bf16_matmul)

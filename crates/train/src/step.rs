@@ -5,7 +5,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::encoder::Encoder;
+use crate::encoder::TrainableEncoder;
 use crate::error::Result;
 use crate::loss::info_nce;
 
@@ -37,7 +37,7 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f32 {
 /// the full-batch loss (up to floating-point summation order) while only one chunk's
 /// activations are alive at a time; it costs one extra forward pass.
 pub fn loss_and_grads<B: AutodiffBackend>(
-    encoder: &Encoder<B>,
+    encoder: &TrainableEncoder<B>,
     queries: &[Vec<u32>],
     passages: &[Vec<u32>],
     loss: LossConfig,
@@ -75,7 +75,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     let gq = q_all.grad(&grads).expect("queries are a leaf of the loss");
     let gd = d_all.grad(&grads).expect("passages are a leaf of the loss");
     drop(grads);
-    let mut acc = GradientsAccumulator::<Encoder<B>>::new();
+    let mut acc = GradientsAccumulator::<TrainableEncoder<B>>::new();
     for (parts, g) in [(&q_parts, gq), (&d_parts, gd)] {
         let mut start = 0;
         for p in parts.iter() {
@@ -92,7 +92,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
 
 /// The loss of a batch without gradients (validation).
 pub fn loss_only<B: Backend>(
-    encoder: &Encoder<B>,
+    encoder: &TrainableEncoder<B>,
     queries: &[Vec<u32>],
     passages: &[Vec<u32>],
     loss: LossConfig,

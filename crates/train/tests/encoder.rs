@@ -6,7 +6,7 @@ use burn::backend::Flex;
 use burn::prelude::Backend;
 use multiret_model::config::{Arch, Pooling};
 use multiret_model::{EmbedOptions, Kind, Model, Precision};
-use multiret_train::Encoder;
+use multiret_train::TrainableEncoder;
 
 fn engine(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
     model
@@ -25,7 +25,7 @@ fn engine(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
 
 fn burn_embed<B: Backend>(model: &Model, ids: &[Vec<u32>]) -> Vec<f32> {
     let device = B::Device::default();
-    Encoder::<B>::from_weights(&model.config, &model.weights, &device)
+    TrainableEncoder::<B>::from_weights(&model.config, &model.weights, &device)
         .unwrap()
         .with_settings(&model.settings)
         .embed_ids(ids, &device)
@@ -66,7 +66,8 @@ fn weights_round_trip_exactly() {
     for arch in [Arch::Bert, Arch::XlmRoberta] {
         let model = common::tiny_model(arch, Pooling::Mean, 3);
         let device = Default::default();
-        let enc = Encoder::<Flex>::from_weights(&model.config, &model.weights, &device).unwrap();
+        let enc =
+            TrainableEncoder::<Flex>::from_weights(&model.config, &model.weights, &device).unwrap();
         assert_eq!(enc.to_weights(), model.weights);
         let n: usize = multiret_model::weights::tensor_specs(&model.config)
             .iter()
@@ -80,14 +81,15 @@ fn weights_round_trip_exactly() {
 fn bad_inputs_are_errors() {
     let model = common::tiny_model(Arch::Bert, Pooling::Mean, 3);
     let device = Default::default();
-    let enc = Encoder::<Flex>::from_weights(&model.config, &model.weights, &device).unwrap();
+    let enc =
+        TrainableEncoder::<Flex>::from_weights(&model.config, &model.weights, &device).unwrap();
     assert!(enc.embed_ids(&[], &device).is_err());
     assert!(enc.embed_ids(&[vec![]], &device).is_err());
     assert!(enc.embed_ids(&[vec![2, 9999, 3]], &device).is_err());
     assert!(enc.embed_ids(&[vec![2; 41]], &device).is_err());
     let mut w = model.weights.clone();
     w.layers.pop();
-    assert!(Encoder::<Flex>::from_weights(&model.config, &w, &device).is_err());
+    assert!(TrainableEncoder::<Flex>::from_weights(&model.config, &w, &device).is_err());
 }
 
 /// The real multilingual-E5-small: a few sequences, padded together.
@@ -121,7 +123,7 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
         let q = common::random_ids(6, 2, 17, 8);
         let d = common::random_ids(6, 3, 29, 9);
         let run = |kernels: bool, bf16: bool| {
-            let enc = Encoder::<B>::from_weights(&model.config, &model.weights, &device)
+            let enc = TrainableEncoder::<B>::from_weights(&model.config, &model.weights, &device)
                 .unwrap()
                 .with_settings(&model.settings)
                 .with_kernels(kernels)

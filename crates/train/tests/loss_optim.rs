@@ -10,7 +10,7 @@ use multiret_model::config::{Arch, Pooling};
 use multiret_train::optim::{clip_grad_norm, grad_norm};
 use multiret_train::{
     info_nce, info_nce_reference, length_buckets, loss_and_grads, AdamWOptimizer, AdamWParams,
-    Encoder, FlexTrain, LinearSchedule, LossConfig,
+    FlexTrain, LinearSchedule, LossConfig, TrainableEncoder,
 };
 
 type Tb = FlexTrain;
@@ -56,7 +56,7 @@ fn info_nce_matches_the_f64_reference_on_random_embeddings() {
     let ids = common::random_ids(4, 4, 12, 1);
     let model = common::tiny_model(Arch::Bert, Pooling::Mean, 2);
     let device = Default::default();
-    let enc = Encoder::<Tb>::from_weights(&model.config, &model.weights, &device).unwrap();
+    let enc = TrainableEncoder::<Tb>::from_weights(&model.config, &model.weights, &device).unwrap();
     let q = enc.embed_ids(&ids[..2], &device).unwrap();
     let d = enc.embed_ids(&ids[1..], &device).unwrap();
     for symmetric in [false, true] {
@@ -188,7 +188,7 @@ fn clipping_uses_the_global_norm() {
 fn gradient_caching_gives_the_full_batch_gradient() {
     let model = common::tiny_model(Arch::Bert, Pooling::Mean, 5);
     let device = Default::default();
-    let enc = Encoder::<Tb>::from_weights(&model.config, &model.weights, &device).unwrap();
+    let enc = TrainableEncoder::<Tb>::from_weights(&model.config, &model.weights, &device).unwrap();
     let q = common::random_ids(6, 3, 10, 8);
     let d = common::random_ids(9, 4, 20, 9); // 6 positives and 3 hard negatives
     let cfg = LossConfig {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use multiret_model::{EmbedOptions, Kind, Model, Precision};
 use multiret_train::checkpoint::{self, write_dir_atomic};
-use multiret_train::{train, Encoder, FlexTrain, SamplerKind, TrainConfig, TrainError};
+use multiret_train::{train, FlexTrain, SamplerKind, TrainConfig, TrainError, TrainableEncoder};
 
 fn config(model: &Path, data: &Path, out: &Path) -> TrainConfig {
     let mut c = TrainConfig::new(model.to_str().unwrap(), data.to_str().unwrap(), out);
@@ -158,11 +158,12 @@ fn checkpoint_is_an_hf_directory_the_engine_loads() {
         .embed_ids(&ids, EmbedOptions::default(), &|_| {})
         .unwrap();
     let device = Default::default();
-    let ours = Encoder::<FlexTrain>::from_weights(&trained.config, &trained.weights, &device)
-        .unwrap()
-        .with_settings(&trained.settings)
-        .embed_ids(&ids, &device)
-        .unwrap();
+    let ours =
+        TrainableEncoder::<FlexTrain>::from_weights(&trained.config, &trained.weights, &device)
+            .unwrap()
+            .with_settings(&trained.settings)
+            .embed_ids(&ids, &device)
+            .unwrap();
     let d = engine
         .iter()
         .zip(&ours)
