@@ -6,15 +6,18 @@
 //! `--plot` the Cr. heatmap (SVG). With neither `--out` nor `--markdown`, the Markdown tables
 //! go to stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use multiret_eval::{
-    default_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, Dataset,
-    EmbeddingSource, Encoder, EvalConfig, NgramEncoder, Prefixes, Protocol,
+    embedding_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, Dataset,
+    EmbeddingSource, Encoder, EvalConfig, NgramEncoder, Prefixes, Protocol, Report,
 };
+
+use crate::args::{show_default, CacheArgs, DataDirArgs, ModelArgs, PrecisionArg, PrecisionArgs};
+use crate::model_cmd::ModelEncoder;
 
 /// How LAReQA candidates are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,13 +59,22 @@ impl From<ProtocolArg> for Protocol {
     }
 }
 
-/// Arguments of `multiret eval`.
+/// Shows in an option's help the default that [`EvalConfig::default`] gives it.
+fn show_eval_default(arg: clap::Arg) -> clap::Arg {
+    let d = EvalConfig::default();
+    match arg.get_id().as_str() {
+        "batch_size" => show_default(arg, d.batch_size),
+        "protocol" => show_default(arg, d.protocol.as_str()),
+        _ => arg,
+    }
+}
+
+/// Arguments of `multiret eval`. The options left out take [`EvalConfig::default`]'s values.
 #[derive(Args, Debug)]
+#[command(mut_args(show_eval_default))]
 pub struct EvalArgs {
-    /// Model to evaluate [default: e5-small]. `ngram` or `ngram:N:DIM` is a built-in,
-    /// model-free character n-gram baseline. With --embeddings, only the name in the report.
-    #[arg(long, value_name = "SPEC")]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     /// Dataset: `xquad-r`, `mlqa-r` (inside --data-dir), `sample` (built in), or a directory
     /// of LAReQA `LANG.json` files or of a BEIR-style corpus (`corpus.jsonl`,
@@ -70,10 +82,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME|DIR")]
     pub dataset: Option<String>,
 
-    /// Where dataset names are looked up [default: the repository's data/, then
-    /// ~/.cache/multiret/data (under MULTIRET_CACHE when set)].
-    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataDirArgs,
 
     /// Write the report as JSON.
     #[arg(long, value_name = "FILE")]
@@ -95,8 +105,8 @@ pub struct EvalArgs {
     pub candidates: Option<CandidatesArg>,
 
     /// Scoring protocol (LAReQA datasets): ours, or XTREME-R's (dot product, mAP@20).
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Lareqa)]
-    pub protocol: ProtocolArg,
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolArg>,
 
     /// Write every text the evaluation would encode, in encoding order, as JSON lines, then
     /// stop (no model is loaded) unless --embeddings is also given.
@@ -108,17 +118,20 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub embeddings: Option<PathBuf>,
 
-    /// Embedding cache [default: $XDG_CACHE_HOME/multiret/eval or ~/.cache/multiret/eval].
-    #[arg(long, value_name = "DIR", env = "MULTIRET_CACHE")]
-    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Embedding cache [default: embeddings/ in the cache directory].
+    #[arg(long, value_name = "DIR", env = multiret_eval::EMBED_CACHE_ENV)]
+    pub embedding_cache: Option<PathBuf>,
 
     /// Neither read nor write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
 
     /// Texts per encoder call.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_size: u64,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
 
     /// Threads for encoding and scoring [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -132,9 +145,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "TEXT")]
     pub passage_prefix: Option<String>,
 
-    /// Weight precision of the model: `f32` or `bf16` (AMX / AVX-512 BF16 where available).
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
-    pub precision: String,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
 
     /// No prefixes (for models trained without them); overridden by the two options above.
     #[arg(long)]
@@ -149,56 +161,104 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
-/// The model used when `--model` is not given.
-pub const DEFAULT_MODEL: &str = "e5-small";
-
 impl EvalArgs {
-    /// The evaluation settings these arguments ask for.
+    /// The evaluation settings these arguments ask for: [`EvalConfig::default`] with the
+    /// options given.
     pub fn config(&self) -> EvalConfig {
-        let mut prefixes = if self.no_prefixes {
-            Prefixes::none()
-        } else {
-            Prefixes::e5()
-        };
+        let mut c = EvalConfig::default();
+        if self.no_prefixes {
+            c.prefixes = Prefixes::none();
+        }
         if let Some(q) = &self.query_prefix {
-            prefixes.query = q.clone();
+            c.prefixes.query = q.clone();
         }
         if let Some(p) = &self.passage_prefix {
-            prefixes.passage = p.clone();
+            c.prefixes.passage = p.clone();
         }
-        let protocol: Protocol = self.protocol.into();
-        EvalConfig {
-            prefixes,
-            candidates: self
-                .candidates
-                .map_or(protocol.default_candidates(), Into::into),
-            protocol,
-            batch_size: self.batch_size as usize,
-            threads: self.threads.map(|t| t as usize),
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache_dir.clone().or_else(default_cache_dir)
-            },
-            progress: !self.quiet,
-            block_rows: 512,
+        if let Some(p) = self.protocol {
+            c.protocol = p.into();
         }
+        c.candidates = self
+            .candidates
+            .map_or(c.protocol.default_candidates(), Into::into);
+        if let Some(b) = self.batch_size {
+            c.batch_size = b as usize;
+        }
+        c.threads = self.threads.map(|t| t as usize);
+        c.cache_dir = (!self.no_cache).then(|| {
+            self.embedding_cache
+                .clone()
+                .unwrap_or_else(|| embedding_cache_dir(Some(&self.cache.dir())))
+        });
+        c.progress = !self.quiet;
+        c
+    }
+
+    /// Whether the user chose the prefixes (else the model's own apply).
+    fn user_prefixes(&self) -> bool {
+        self.no_prefixes || self.query_prefix.is_some() || self.passage_prefix.is_some()
     }
 }
 
-/// Runs `multiret eval`. `encoder_factory` loads a model from its spec; it is not called with
-/// `--embeddings`, with `--dump-texts` alone, or for the built-in `ngram` baseline.
-pub fn run(
-    args: &EvalArgs,
-    encoder_factory: &dyn Fn(&str) -> anyhow::Result<Box<dyn Encoder>>,
-) -> anyhow::Result<()> {
+/// The encoder of a model spec: the built-in n-gram baseline, else a model loaded through
+/// multiret-model from `cache`.
+fn load_encoder(
+    spec: &str,
+    config: &EvalConfig,
+    cache: &Path,
+    precision: PrecisionArg,
+) -> anyhow::Result<Box<dyn Encoder>> {
+    Ok(match NgramEncoder::from_spec(spec) {
+        Some(ngram) => Box::new(ngram?.strip_prefixes(&config.prefixes)),
+        None => Box::new(
+            ModelEncoder::load(spec, cache, precision, config.batch_size)
+                .with_context(|| format!("loading model `{spec}`"))?,
+        ),
+    })
+}
+
+/// [`run_evaluation`] with the timing filled in (`start`: when loading began, which took
+/// `load_s`); its warnings go to stderr.
+fn evaluate(
+    dataset: &Dataset,
+    source: EmbeddingSource<'_>,
+    label: Option<&str>,
+    config: &EvalConfig,
+    (start, load_s): (Instant, f64),
+) -> anyhow::Result<Report> {
+    let mut report = run_evaluation(dataset, source, label, config)?;
+    for w in report.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let timing = report.timing_mut();
+    timing.load_s = load_s;
+    timing.total_s = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Writes the report as JSON and the Markdown tables where asked; returns the tables.
+fn write_reports(
+    report: &Report,
+    json: Option<&Path>,
+    markdown: Option<&Path>,
+) -> anyhow::Result<String> {
+    if let Some(path) = json {
+        std::fs::write(path, report.to_json()? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let tables = report.to_markdown();
+    if let Some(path) = markdown {
+        std::fs::write(path, &tables).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(tables)
+}
+
+/// Runs `multiret eval`. No model is loaded with `--embeddings`, with `--dump-texts` alone,
+/// or for the built-in `ngram` baseline.
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut config = args.config();
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(multiret_data::default_data_dir);
-    let spec = resolve_dataset(args.dataset.as_deref(), &data_dir)?;
+    let spec = resolve_dataset(args.dataset.as_deref(), &args.data.dir())?;
     let dataset = load_dataset(&spec, args.split.as_deref())?;
     let load_s = start.elapsed().as_secs_f64();
 
@@ -219,19 +279,22 @@ pub fn run(
         }
     }
 
-    let model_spec = args.model.as_deref().unwrap_or(DEFAULT_MODEL);
-    let encoder: Option<Box<dyn Encoder>> = match &args.embeddings {
+    let model_spec = args.model.spec();
+    let precision = args.precision.precision;
+    let encoder = match &args.embeddings {
         Some(_) => None,
-        None => Some(match NgramEncoder::from_spec(model_spec) {
-            Some(ngram) => Box::new(ngram?.strip_prefixes(&config.prefixes)),
-            None => encoder_factory(model_spec)
-                .with_context(|| format!("loading model `{model_spec}`"))?,
-        }),
+        None => Some(load_encoder(
+            model_spec,
+            &config,
+            &args.cache.dir(),
+            precision,
+        )?),
     };
     // The model's own prefixes apply unless the user chose some.
-    let user_prefixes =
-        args.no_prefixes || args.query_prefix.is_some() || args.passage_prefix.is_some();
-    if let (false, Some(p)) = (user_prefixes, encoder.as_deref().and_then(|e| e.prefixes())) {
+    if let (false, Some(p)) = (
+        args.user_prefixes(),
+        encoder.as_deref().and_then(|e| e.prefixes()),
+    ) {
         config.prefixes = p;
     }
     let source = match (&args.embeddings, encoder.as_deref()) {
@@ -241,24 +304,14 @@ pub fn run(
     };
     // The report names the model by its spec (and precision); the encoder's own name, which
     // also fingerprints the weights, keys the embedding cache.
-    let label = match (&args.embeddings, args.model.as_deref()) {
+    let label = match (&args.embeddings, args.model.model.as_deref()) {
         (Some(_), m) => m.map(str::to_string),
-        (None, _) if args.precision == "f32" => Some(model_spec.to_string()),
-        (None, _) => Some(format!("{model_spec} ({})", args.precision)),
+        (None, _) if precision == PrecisionArg::F32 => Some(model_spec.to_string()),
+        (None, _) => Some(format!("{model_spec} ({precision})")),
     };
-    let mut report = run_evaluation(&dataset, source, label.as_deref(), &config)?;
-    let timing = report.timing_mut();
-    timing.load_s = load_s;
-    timing.total_s = start.elapsed().as_secs_f64();
+    let report = evaluate(&dataset, source, label.as_deref(), &config, (start, load_s))?;
 
-    if let Some(path) = &args.out {
-        std::fs::write(path, report.to_json()? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    let markdown = report.to_markdown();
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
-    }
+    let markdown = write_reports(&report, args.out.as_deref(), args.markdown.as_deref())?;
     if let Some(path) = &args.plot {
         match report.heatmap_svg() {
             Some(svg) => {
@@ -286,5 +339,36 @@ pub fn run(
             );
         }
     }
+    Ok(())
+}
+
+/// `multiret train --eval NAME`: evaluates the final checkpoint on dataset NAME into `out`
+/// (JSON) and `out` with `.md` (the tables, which the trainer puts into the model card), as
+/// `multiret eval --quiet --model CHECKPOINT --dataset NAME --out OUT --markdown OUT.md` does
+/// with the trainer's data and cache directories.
+pub fn run_checkpoint(
+    checkpoint: &Path,
+    dataset: &str,
+    data_dir: &Path,
+    cache: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut config = EvalConfig {
+        cache_dir: Some(embedding_cache_dir(Some(cache))),
+        ..EvalConfig::default()
+    };
+    let dataset = load_dataset(&resolve_dataset(Some(dataset), data_dir)?, None)?;
+    let load_s = start.elapsed().as_secs_f64();
+    let spec = checkpoint
+        .to_str()
+        .with_context(|| format!("{}: not a UTF-8 path", checkpoint.display()))?;
+    let encoder = load_encoder(spec, &config, cache, PrecisionArg::F32)?;
+    if let Some(p) = encoder.prefixes() {
+        config.prefixes = p;
+    }
+    let source = EmbeddingSource::Model(&*encoder);
+    let report = evaluate(&dataset, source, Some(spec), &config, (start, load_s))?;
+    write_reports(&report, Some(out), Some(&out.with_extension("md")))?;
     Ok(())
 }

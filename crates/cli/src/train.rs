@@ -10,52 +10,61 @@
 //! atomically. `--resume` continues the newest checkpoint exactly where it stopped.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
-use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
-use multiret_train::{
-    train, AdamWParams, DeviceChoice, EvalHook, PassageUnit, SamplerKind, TrainConfig,
+use anyhow::Context as _;
+use clap::{Arg, Args};
+use multiret_train::{train, TrainConfig};
+
+use crate::args::{
+    device_name, show_default, CacheArgs, DataDirArgs, DeviceArgs, ModelArgs, PassageArgs,
+    PassageChoice, SamplerArgs,
 };
+use crate::eval;
 
-/// The batching scheme (docs/method.md §3).
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrainSampler {
-    /// X-X-mono: one language per batch.
-    Mono,
-    /// X-Y: query and passage languages differ in every pair.
-    Cross,
-    /// X-X: every pair monolingual, languages mixed within a batch.
-    Mixed,
-    /// Mono with probability `--alpha`, else cross.
-    Hybrid,
+/// The defaults of `multiret train`: [`TrainConfig::defaults`], which [`TrainArgs::config`]
+/// starts from.
+static DEFAULTS: LazyLock<TrainConfig> = LazyLock::new(TrainConfig::defaults);
+
+/// The units `train --passage` takes (no text pairs).
+const TRAIN_PASSAGES: &[PassageChoice] = &[PassageChoice::Sentence, PassageChoice::Paragraph];
+
+/// Shows in an option's help the default that [`TrainConfig::defaults`] gives it.
+fn show_train_default(arg: Arg) -> Arg {
+    let d = &*DEFAULTS;
+    let value = match arg.get_id().as_str() {
+        "lr" => d.lr.to_string(),
+        "temperature" => d.temperature.to_string(),
+        "seed" => d.seed.to_string(),
+        "keep_checkpoints" => d.keep_checkpoints.to_string(),
+        "val_groups" => d.val_groups.to_string(),
+        "grad_clip" => d.grad_clip.unwrap_or(0.0).to_string(),
+        "accumulate" => d.accumulate.to_string(),
+        "weight_decay" => d.adamw.weight_decay.to_string(),
+        "mmarco_negatives" => d.mmarco_negatives.to_string(),
+        "device" => device_name(d.device),
+        "passage" => {
+            let arg = arg.value_parser(PassageChoice::parser_of(TRAIN_PASSAGES));
+            return show_default(arg, PassageChoice::name_of(d.passage));
+        }
+        _ => return arg,
+    };
+    show_default(arg, value)
 }
 
-/// The positive passage of LAReQA corpora.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrainPassage {
-    /// The gold sentence.
-    Sentence,
-    /// The whole paragraph.
-    Paragraph,
-}
-
-/// Arguments of `multiret train`.
+/// Arguments of `multiret train`. The options left out take [`TrainConfig::defaults`]'s
+/// values.
 #[derive(Args, Debug, Clone)]
+#[command(mut_args(show_train_default))]
 pub struct TrainArgs {
-    /// Model to start from: `e5-small` (built in), an E5S1 `.bin` with a `tokenizer.json`
-    /// beside it, or an HF directory.
-    #[arg(long, value_name = "SPEC", default_value = "e5-small")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Training data: `mlqa-r`, `xquad-r` (inside --data-dir), or a path (a directory of
     /// LANG.json, a .jsonl file, an mMARCO directory); several, weighted: `a:2,b:1`.
     #[arg(long, value_name = "SPEC")]
     pub train: String,
-    /// Batching scheme.
-    #[arg(long, value_enum)]
-    pub sampler: TrainSampler,
-    /// Probability of a monolingual batch under `--sampler hybrid` [default: 0.5].
-    #[arg(long)]
-    pub alpha: Option<f64>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
     /// Pairs per batch (every other pair's passages are a query's in-batch negatives).
     #[arg(long, value_name = "N")]
     pub batch_size: usize,
@@ -63,40 +72,37 @@ pub struct TrainArgs {
     #[arg(long, value_name = "K")]
     pub steps: u64,
     /// Peak learning rate (AdamW).
-    #[arg(long, default_value_t = 3e-5)]
-    pub lr: f64,
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// InfoNCE temperature.
-    #[arg(long, default_value_t = 0.05)]
-    pub temperature: f32,
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// Seed of the sampler, the validation split and the negatives' draws.
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    pub seed: u64,
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Evaluate the final checkpoint on this dataset (as `multiret eval --dataset NAME`) into
-    /// DIR/eval.json.
+    /// DIR/eval.json and DIR/eval.md (which goes into the checkpoint's model card).
     #[arg(long, value_name = "NAME")]
     pub eval: Option<String>,
     /// Continue the run in --out from its newest checkpoint (same flags).
     #[arg(long)]
     pub resume: bool,
-    /// Directory holding mlqa-r/ and xquad-r/ [default: the repository's data/, then
-    /// ~/.cache/multiret/data (under MULTIRET_CACHE when set)].
-    #[arg(long, value_name = "DIR", env = "MULTIRET_DATA")]
-    pub data_dir: Option<PathBuf>,
-    /// Model cache [default: ~/.cache/multiret].
-    #[arg(long, value_name = "DIR", env = "MULTIRET_CACHE")]
-    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Write a resumable checkpoint every N steps.
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<u64>,
     /// Periodic checkpoints kept (older ones are removed).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub keep_checkpoints: usize,
+    #[arg(long, value_name = "N")]
+    pub keep_checkpoints: Option<usize>,
     /// Hold out N groups of the training data for a validation loss.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub val_groups: usize,
+    #[arg(long, value_name = "N")]
+    pub val_groups: Option<usize>,
     /// Validation loss every N steps [default: a tenth of --steps].
     #[arg(long, value_name = "N")]
     pub eval_every: Option<u64>,
@@ -108,12 +114,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
     /// Clip the global gradient norm to this value (0: no clipping).
-    #[arg(long, default_value_t = 1.0)]
-    pub grad_clip: f32,
+    #[arg(long)]
+    pub grad_clip: Option<f32>,
     /// Split each batch into N chunks with gradient caching (the loss still sees the whole
     /// batch; less memory, one more forward pass).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub accumulate: usize,
+    #[arg(long, value_name = "N")]
+    pub accumulate: Option<usize>,
     /// Freeze the word embeddings (no gradient, no update).
     #[arg(long)]
     pub freeze_embeddings: bool,
@@ -125,117 +131,96 @@ pub struct TrainArgs {
     #[arg(long)]
     pub symmetric: bool,
     /// AdamW decoupled weight decay.
-    #[arg(long, default_value_t = 0.01)]
-    pub weight_decay: f32,
-    /// Positive passage of LAReQA corpora.
-    #[arg(long, value_enum, default_value_t = TrainPassage::Sentence)]
-    pub passage: TrainPassage,
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    #[command(flatten)]
+    pub passage: PassageArgs,
     /// Hard negatives per pair (drawn at random when a pair has more) [default: all loaded].
     #[arg(long, value_name = "N")]
     pub max_negatives: Option<usize>,
     /// Hard negatives read per query from mMARCO corpora.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub mmarco_negatives: usize,
+    #[arg(long, value_name = "N")]
+    pub mmarco_negatives: Option<usize>,
     /// Most tokens per text, special tokens included [default: the model's positions].
     #[arg(long, value_name = "N")]
     pub max_len: Option<usize>,
     /// CPU threads [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// `cpu`, `cuda` or `cuda:N` (needs a build with the `cuda` feature of multiret-train).
-    #[arg(long, value_name = "DEVICE", default_value = "cpu", value_parser = parse_device)]
-    pub device: DeviceChoice,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
-fn parse_device(s: &str) -> Result<DeviceChoice, String> {
-    match s {
-        "cpu" => Ok(DeviceChoice::Cpu),
-        "cuda" => Ok(DeviceChoice::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => Ok(DeviceChoice::Cuda(i)),
-            _ => Err(format!("unknown device `{s}` (cpu, cuda or cuda:N)")),
-        },
+/// `*slot = value` when the option was given.
+fn given<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
     }
 }
 
 impl TrainArgs {
-    /// The training configuration these arguments describe.
+    /// The training configuration these arguments describe: [`TrainConfig::defaults`] with
+    /// the options given.
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
-        let sampler = match (self.sampler, self.alpha) {
-            (TrainSampler::Hybrid, alpha) => SamplerKind::Hybrid {
-                alpha: alpha.unwrap_or(0.5),
-            },
-            (_, Some(_)) => bail!("--alpha only applies to --sampler hybrid"),
-            (TrainSampler::Mono, None) => SamplerKind::Mono,
-            (TrainSampler::Cross, None) => SamplerKind::Cross,
-            (TrainSampler::Mixed, None) => SamplerKind::Mixed,
-        };
-        let mut c = TrainConfig::new(&self.model, &self.train, &self.out);
-        if let Some(d) = &self.cache_dir {
-            c.cache_dir = d.clone();
-        }
-        if let Some(d) = &self.data_dir {
-            c.data_dir = d.clone();
-        }
-        c.passage = match self.passage {
-            TrainPassage::Sentence => PassageUnit::Sentence,
-            TrainPassage::Paragraph => PassageUnit::Paragraph,
-        };
-        c.mmarco_negatives = self.mmarco_negatives;
-        c.sampler = sampler;
+        let mut c = TrainConfig::new(self.model.spec(), &self.train, &self.out);
+        given(&mut c.cache_dir, self.cache.cache_dir.clone());
+        given(&mut c.data_dir, self.data.data_dir.clone());
+        c.passage = self.passage.unit_or(c.passage);
+        given(&mut c.mmarco_negatives, self.mmarco_negatives);
+        c.sampler = self.sampler.kind()?;
         c.batch_size = self.batch_size;
         c.steps = self.steps;
-        c.lr = self.lr;
-        c.warmup = self.warmup;
-        c.temperature = self.temperature;
-        c.symmetric = self.symmetric;
-        c.adamw = AdamWParams {
-            weight_decay: self.weight_decay,
-            ..AdamWParams::default()
-        };
-        c.grad_clip = (self.grad_clip > 0.0).then_some(self.grad_clip);
-        c.accumulate = self.accumulate;
-        c.freeze_embeddings = self.freeze_embeddings;
-        c.bf16_matmul = self.bf16;
-        c.max_len = self.max_len;
-        c.max_negatives = self.max_negatives;
-        c.seed = self.seed;
-        c.checkpoint_every = self.checkpoint_every;
-        c.keep_checkpoints = self.keep_checkpoints;
-        c.val_groups = self.val_groups;
-        c.eval_every = self.eval_every;
-        c.patience = self.patience;
-        c.resume = self.resume;
-        c.eval = self.eval.clone();
-        c.device = self.device;
-        c.threads = self.threads;
+        given(&mut c.lr, self.lr);
+        given(&mut c.warmup, self.warmup.map(Some));
+        given(&mut c.temperature, self.temperature);
+        c.symmetric |= self.symmetric;
+        given(&mut c.adamw.weight_decay, self.weight_decay);
+        given(
+            &mut c.grad_clip,
+            self.grad_clip.map(|g| (g > 0.0).then_some(g)),
+        );
+        given(&mut c.accumulate, self.accumulate);
+        c.freeze_embeddings |= self.freeze_embeddings;
+        c.bf16_matmul |= self.bf16;
+        given(&mut c.max_len, self.max_len.map(Some));
+        given(&mut c.max_negatives, self.max_negatives.map(Some));
+        given(&mut c.seed, self.seed);
+        given(&mut c.checkpoint_every, self.checkpoint_every.map(Some));
+        given(&mut c.keep_checkpoints, self.keep_checkpoints);
+        given(&mut c.val_groups, self.val_groups);
+        given(&mut c.eval_every, self.eval_every.map(Some));
+        given(&mut c.patience, self.patience.map(Some));
+        c.resume |= self.resume;
+        given(&mut c.eval, self.eval.clone().map(Some));
+        c.device = self.device.device_or(c.device);
+        given(&mut c.threads, self.threads.map(Some));
         c.progress = !self.quiet;
         c.validate()?;
         Ok(c)
     }
 }
 
-/// Runs `multiret train` without an evaluation hook (`--eval` is refused): the binary passes
-/// its hook through [`run_with_eval`]; this entry serves library-level callers and tests.
-#[allow(dead_code)] // used by crates/train/tests/cli.rs, which includes this file
+/// Runs `multiret train`; `--eval NAME` evaluates the final checkpoint with the evaluation of
+/// `multiret eval` ([`eval::run_checkpoint`]).
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    if args.eval.is_some() {
-        bail!("--eval needs the evaluation hook of the `multiret` binary (run_with_eval)");
-    }
-    run_with_eval(args, None)
-}
-
-/// Runs `multiret train` with an evaluation hook for `--eval`: it is called once with the
-/// final checkpoint directory, the dataset name and the path of `eval.json` to write.
-pub fn run_with_eval(args: &TrainArgs, eval: Option<&mut EvalHook<'_>>) -> anyhow::Result<()> {
     let config = args.config()?;
-    let summary = train(&config, eval).with_context(|| {
+    let mut hook = |checkpoint: &Path, dataset: &str, out: &Path| {
+        eval::run_checkpoint(
+            checkpoint,
+            dataset,
+            &config.data_dir,
+            &config.cache_dir,
+            out,
+        )
+        .map_err(|e| format!("{e:#}"))
+    };
+    let summary = train(&config, Some(&mut hook)).with_context(|| {
         format!(
             "training {} on {} into {}",
-            args.model,
+            config.model,
             args.train,
             args.out.display()
         )

@@ -63,8 +63,9 @@ pub use error::{BoxError, EvalError, Result};
 pub use lareqa::{load_lareqa_dir, parse_lareqa_file, LareqaDataset, SkipReason};
 pub use npy::{read_npy_f32, write_npy_f32, Matrix};
 pub use pipeline::{
-    default_cache_dir, read_embeddings_dir, run_evaluation, write_embeddings_dir, EmbeddingOrigin,
-    EmbeddingSource, Embeddings, EvalConfig,
+    default_cache_dir, embedding_cache_dir, read_embeddings_dir, run_evaluation,
+    write_embeddings_dir, EmbeddingOrigin, EmbeddingSource, Embeddings, EvalConfig,
+    EMBED_CACHE_ENV,
 };
 pub use protocol::{Protocol, Similarity};
 pub use report::Report;

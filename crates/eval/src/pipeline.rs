@@ -67,18 +67,25 @@ impl Default for EvalConfig {
     }
 }
 
-/// The default embedding cache root: `$XDG_CACHE_HOME/multiret/eval`, else
-/// `$HOME/.cache/multiret/eval`.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("multiret").join("eval"))
+/// The environment variable naming the embedding cache (`multiret eval --embedding-cache`).
+pub const EMBED_CACHE_ENV: &str = "MULTIRET_EMBED_CACHE";
+
+/// The embedding cache: `$MULTIRET_EMBED_CACHE` when set and non-empty, else `embeddings/` in
+/// the cache directory `cache_root` (`None`: [`multiret_data::default_cache_dir`], that is
+/// `$MULTIRET_CACHE` or `~/.cache/multiret`, which also holds the models).
+pub fn embedding_cache_dir(cache_root: Option<&Path>) -> PathBuf {
+    if let Some(d) = std::env::var_os(EMBED_CACHE_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    match cache_root {
+        Some(root) => root.join("embeddings"),
+        None => multiret_data::default_cache_dir().join("embeddings"),
+    }
+}
+
+/// The default embedding cache: [`embedding_cache_dir`] under the default cache directory.
+pub fn default_cache_dir() -> PathBuf {
+    embedding_cache_dir(None)
 }
 
 /// Where embeddings come from.
@@ -122,6 +129,9 @@ pub struct Embeddings {
     pub candidates: Matrix,
     /// Where they came from.
     pub origin: EmbeddingOrigin,
+    /// What went wrong on the way without stopping the evaluation (an unusable cache entry,
+    /// a cache that could not be written); it goes into the report.
+    pub warnings: Vec<String>,
 }
 
 fn check_matrix(m: &Matrix, path: &Path, expected_rows: usize, what: &str) -> Result<()> {
@@ -178,6 +188,7 @@ pub fn read_embeddings_dir(
         queries,
         candidates,
         origin: EmbeddingOrigin::Files,
+        warnings: Vec::new(),
     })
 }
 
@@ -340,6 +351,7 @@ pub fn encode_texts(
         )));
     }
     let (nq, nc) = (texts.queries.len(), texts.candidates.len());
+    let mut warnings = Vec::new();
     let entry = config.cache_dir.as_ref().map(|root| {
         cache_entry_dir(
             root,
@@ -358,11 +370,11 @@ pub fn encode_texts(
                         ..e
                     })
                 }
-                Ok(_) => eprintln!(
-                    "warning: cached embeddings in {} have another dimension; re-encoding",
+                Ok(_) => warnings.push(format!(
+                    "cached embeddings in {} have another dimension; re-encoding",
                     dir.display()
-                ),
-                Err(e) => eprintln!("warning: ignoring unusable cache entry: {e}"),
+                )),
+                Err(e) => warnings.push(format!("ignoring unusable cache entry: {e}")),
             }
         }
     }
@@ -431,13 +443,14 @@ pub fn encode_texts(
             )?)
         });
         if let Err(e) = written {
-            eprintln!("warning: could not write the embedding cache: {e}");
+            warnings.push(format!("could not write the embedding cache: {e}"));
         }
     }
     Ok(Embeddings {
         queries,
         candidates,
         origin: EmbeddingOrigin::Encoded,
+        warnings,
     })
 }
 
@@ -486,6 +499,7 @@ pub fn evaluate_embeddings(
                 counts: LareqaCounts::of(ds),
                 settings,
                 xtreme_r,
+                warnings: embeddings.warnings.clone(),
                 timing: Timing {
                     load_s: 0.0,
                     encode_s,
@@ -520,6 +534,7 @@ pub fn evaluate_embeddings(
                     unknown_queries: ds.unknown_queries,
                 },
                 metrics,
+                warnings: embeddings.warnings.clone(),
                 timing: Timing {
                     load_s: 0.0,
                     encode_s,

@@ -128,6 +128,9 @@ pub struct LareqaReport {
     /// Under `xtreme-r`: mAP@20 as XTREME-R defines it, per setting (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub xtreme_r: Option<XtremeRSettings>,
+    /// What went wrong without stopping the evaluation (absent when nothing did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Seconds per phase.
     pub timing: Timing,
 }
@@ -170,6 +173,9 @@ pub struct BeirReport {
     pub counts: BeirCounts,
     /// nDCG@10, Recall@100.
     pub metrics: BeirMetrics,
+    /// What went wrong without stopping the evaluation (absent when nothing did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Seconds per phase.
     pub timing: Timing,
 }
@@ -198,6 +204,15 @@ impl Report {
         match self {
             Report::Lareqa(r) => &mut r.timing,
             Report::Beir(r) => &mut r.timing,
+        }
+    }
+
+    /// What went wrong without stopping the evaluation (an unusable cache entry, a cache that
+    /// could not be written), for the caller to show.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Report::Lareqa(r) => &r.warnings,
+            Report::Beir(r) => &r.warnings,
         }
     }
 

@@ -1,20 +1,14 @@
-//! `multiret eval` at the command level: `crates/cli/src/eval.rs` is compiled into this test
-//! (the CLI crate wires it into its `main`), driven with parsed arguments and fake encoders.
-//! XQuAD-R and the built-in sample go through the whole `--dump-texts` → `.npy` →
-//! `--embeddings` path with the n-gram baseline computed from the dumped texts.
+//! `multiret eval`, run as a command. XQuAD-R and the built-in sample go through the whole
+//! `--dump-texts` → `.npy` → `--embeddings` path with the n-gram baseline computed from the
+//! dumped texts; no test loads a real model (they run where none can be fetched).
 
 mod common;
 
-#[allow(dead_code)]
-#[path = "../../cli/src/eval.rs"]
-mod eval;
-
-use std::cell::RefCell;
 use std::path::Path;
 
-use clap::Parser;
+use common::{arg_path, fails, ok, read_json, TempDir};
 use multiret_eval::{
-    load_dataset, resolve_dataset, run_evaluation, write_embeddings_dir, EmbeddingSource, Encoder,
+    load_dataset, resolve_dataset, run_evaluation, write_embeddings_dir, EmbeddingSource,
     EvalConfig, Matrix, NgramEncoder, Report,
 };
 use serde_json::Value;
@@ -22,26 +16,6 @@ use serde_json::Value;
 /// The dimension of the n-gram baseline: smaller in debug builds, where the kernels' GEMM is
 /// not optimised.
 const DIM: usize = if cfg!(debug_assertions) { 48 } else { 384 };
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: eval::EvalArgs,
-}
-
-fn parse(args: &[&str]) -> eval::EvalArgs {
-    Cli::try_parse_from(std::iter::once("eval").chain(args.iter().copied()))
-        .unwrap()
-        .args
-}
-
-fn no_model(spec: &str) -> anyhow::Result<Box<dyn Encoder>> {
-    anyhow::bail!("no model `{spec}` in this test")
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 /// Encodes a `--dump-texts` file with the n-gram baseline into `queries.npy` and
 /// `candidates.npy`, as an external tool would.
@@ -95,33 +69,65 @@ fn check_schema(r: &Value) {
     for k in ["load_s", "encode_s", "score_s", "total_s"] {
         assert!(r["timing"][k].as_f64().is_some(), "timing.{k}");
     }
+    assert!(r.get("warnings").is_none(), "{}", r["warnings"]);
+}
+
+/// `--out`, `--markdown` and `--plot`, into a temporary directory.
+struct Reports {
+    json: String,
+    markdown: String,
+    svg: String,
+}
+
+impl Reports {
+    fn new(tmp: &TempDir) -> Self {
+        Reports {
+            json: arg_path(tmp, "r.json"),
+            markdown: arg_path(tmp, "r.md"),
+            svg: arg_path(tmp, "h.svg"),
+        }
+    }
+
+    /// `args` followed by the three options.
+    fn after<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = args.to_vec();
+        v.extend([
+            "--out",
+            &self.json,
+            "--markdown",
+            &self.markdown,
+            "--plot",
+            &self.svg,
+        ]);
+        v
+    }
+
+    /// The JSON report, its schema checked.
+    fn report(&self) -> Value {
+        let r = read_json(Path::new(&self.json));
+        check_schema(&r);
+        r
+    }
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
 }
 
 #[test]
 fn default_dataset_is_the_builtin_sample() {
-    let tmp = common::TempDir::new("cli-sample");
-    let (out, md, svg) = (
-        tmp.path().join("r.json"),
-        tmp.path().join("r.md"),
-        tmp.path().join("h.svg"),
-    );
-    let args = parse(&[
+    let tmp = TempDir::new("sample");
+    let files = Reports::new(&tmp);
+    ok(&files.after(&[
+        "eval",
         "--model",
         "ngram",
         "--no-cache",
         "--quiet",
         "--data-dir",
         "/nonexistent",
-        "--out",
-        out.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-        "--plot",
-        svg.to_str().unwrap(),
-    ]);
-    eval::run(&args, &no_model).unwrap();
-    let r = read_json(&out);
-    check_schema(&r);
+    ]));
+    let r = files.report();
     assert_eq!(r["dataset"], "sample");
     assert_eq!(r["model"], "ngram");
     assert_eq!(r["counts"]["questions"], 165);
@@ -134,65 +140,81 @@ fn default_dataset_is_the_builtin_sample() {
         20
     );
     assert_eq!(r["prefixes"]["query"], "query: ");
-    let md = std::fs::read_to_string(&md).unwrap();
+    let md = Reports::read(&files.markdown);
     assert!(md.contains("## Cross-lingual mAP") && md.contains("| **de** |"));
-    let svg = std::fs::read_to_string(&svg).unwrap();
+    let svg = Reports::read(&files.svg);
     assert!(svg.contains("<svg") && svg.contains(">zh</text>") && svg.contains("query language"));
 }
 
 #[test]
-fn default_model_goes_through_the_factory() {
-    let seen = RefCell::new(Vec::new());
-    let factory = |spec: &str| -> anyhow::Result<Box<dyn Encoder>> {
-        seen.borrow_mut().push(spec.to_string());
-        Ok(Box::new(NgramEncoder::new(2, 32)?))
-    };
-    let tmp = common::TempDir::new("cli-factory");
-    let out = tmp.path().join("r.json");
-    eval::run(
-        &parse(&[
-            "--no-cache",
+fn without_out_or_markdown_the_tables_go_to_stdout() {
+    let stdout = ok(&["eval", "--model", "ngram:3:32", "--no-cache", "-q"]);
+    assert!(stdout.contains("## Cross-lingual mAP"), "{stdout}");
+}
+
+#[test]
+fn the_default_model_is_loaded_and_named_by_its_spec() {
+    let tmp = TempDir::new("model");
+    let cache = arg_path(&tmp, "cache");
+    // No model can be fetched here: the error names the default model.
+    let no_model = ["eval", "-q", "--no-cache", "--cache-dir", &cache];
+    let err = fails(1, &no_model);
+    assert!(err.contains("loading model `e5-small`"), "{err}");
+    let err = fails(1, &[&no_model[..], &["--model", "labse"]].concat());
+    assert!(err.contains("loading model `labse`"), "{err}");
+    // The report names the model by its spec, with the precision when not f32.
+    let out = arg_path(&tmp, "r.json");
+    for (precision, name) in [("f32", "ngram:2:32"), ("bf16", "ngram:2:32 (bf16)")] {
+        ok(&[
+            "eval",
             "-q",
-            "--out",
-            out.to_str().unwrap(),
+            "--no-cache",
+            "--model",
+            "ngram:2:32",
+            "--precision",
+            precision,
             "--threads",
             "1",
-        ]),
-        &factory,
-    )
-    .unwrap();
-    assert_eq!(*seen.borrow(), ["e5-small"]);
-    // The report names the model by its spec (the encoder's name keys the cache).
-    assert_eq!(read_json(&out)["model"], "e5-small");
-    // A factory error names the model.
-    let e = eval::run(
-        &parse(&[
-            "--no-cache",
-            "-q",
-            "--model",
-            "labse",
             "--out",
-            out.to_str().unwrap(),
-        ]),
-        &no_model,
-    )
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("loading model `labse`"), "{e:#}");
+            &out,
+        ]);
+        assert_eq!(read_json(Path::new(&out))["model"], name);
+    }
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let err = fails(2, &["eval", "--precision", "f16"]);
+    assert!(
+        err.contains("invalid value 'f16' for '--precision <PRECISION>'")
+            && err.contains("[possible values: f32, bf16]"),
+        "{err}"
+    );
+    let err = fails(2, &["eval", "--batch-size", "0"]);
+    assert!(err.contains("--batch-size"), "{err}");
+    let err = fails(2, &["eval", "--protocol", "beir"]);
+    assert!(err.contains("[possible values: lareqa, xtreme-r]"), "{err}");
+    let embed = "embed --kind query --input a --output b --precision x";
+    let err = fails(2, &embed.split(' ').collect::<Vec<_>>());
+    assert!(err.contains("[possible values: f32, bf16]"), "{err}");
 }
 
 #[test]
 fn dump_texts_alone_loads_no_model() {
-    let tmp = common::TempDir::new("cli-dump");
-    let dump = tmp.path().join("texts.jsonl");
-    let args = parse(&[
+    let tmp = TempDir::new("dump");
+    let dump = arg_path(&tmp, "texts.jsonl");
+    let cache = arg_path(&tmp, "cache");
+    ok(&[
+        "eval",
         "-q",
+        "--cache-dir",
+        &cache,
         "--dump-texts",
-        dump.to_str().unwrap(),
+        &dump,
         "--candidates",
         "context",
         "--no-prefixes",
     ]);
-    eval::run(&args, &|_: &str| panic!("no model must be loaded")).unwrap();
     let first: Value = serde_json::from_str(
         std::fs::read_to_string(&dump)
             .unwrap()
@@ -214,87 +236,130 @@ fn dump_texts_alone_loads_no_model() {
 
 #[test]
 fn sample_through_embeddings_files_and_cache() {
-    let tmp = common::TempDir::new("cli-emb");
-    let dump = tmp.path().join("texts.jsonl");
-    eval::run(
-        &parse(&["-q", "--dump-texts", dump.to_str().unwrap()]),
-        &no_model,
-    )
-    .unwrap();
+    let tmp = TempDir::new("emb");
+    let dump = arg_path(&tmp, "texts.jsonl");
+    ok(&["eval", "-q", "--dump-texts", &dump]);
     let emb = tmp.path().join("emb");
-    assert_eq!(embed_dump(&dump, &emb), (165, 160));
-    let out = tmp.path().join("r.json");
-    let args = parse(&[
+    assert_eq!(embed_dump(Path::new(&dump), &emb), (165, 160));
+    let emb_s = emb.to_str().unwrap();
+    let out = arg_path(&tmp, "r.json");
+    let no_models = arg_path(&tmp, "no-models");
+    ok(&[
+        "eval",
         "-q",
+        "--cache-dir",
+        &no_models,
         "--embeddings",
-        emb.to_str().unwrap(),
+        emb_s,
         "--out",
-        out.to_str().unwrap(),
+        &out,
     ]);
-    eval::run(&args, &|_: &str| panic!("no model with --embeddings")).unwrap();
-    let from_files = read_json(&out);
+    let from_files = read_json(Path::new(&out));
     assert_eq!(from_files["embeddings"], "files");
     assert!(from_files["model"]
         .as_str()
         .unwrap()
         .starts_with("embeddings:"));
     // The same numbers as encoding in-process with the same baseline (through the cache the
-    // second time).
-    let cache = tmp.path().join("cache");
+    // second time), the cache in embeddings/ under the cache directory.
+    let cache = arg_path(&tmp, "cache");
     let model = format!("ngram:3:{DIM}");
     for expected in ["encoded", "cache"] {
-        let args = parse(&[
+        ok(&[
+            "eval",
             "-q",
             "--model",
             &model,
             "--cache-dir",
-            cache.to_str().unwrap(),
+            &cache,
             "--out",
-            out.to_str().unwrap(),
+            &out,
         ]);
-        eval::run(&args, &no_model).unwrap();
-        let r = read_json(&out);
+        let r = read_json(Path::new(&out));
         assert_eq!(r["embeddings"], expected);
         assert_eq!(
             r["settings"], from_files["settings"],
             "files and model differ"
         );
     }
+    let entries = std::fs::read_dir(Path::new(&cache).join("embeddings")).unwrap();
+    assert_eq!(entries.count(), 1);
     // Wrong row counts: the error names the file, expected and got.
     let d = multiret_eval::read_npy_f32(&emb.join("candidates.npy")).unwrap();
     let short = Matrix::new(d.rows - 1, d.cols, d.data[..(d.rows - 1) * d.cols].to_vec()).unwrap();
     multiret_eval::write_npy_f32(&emb.join("candidates.npy"), &short).unwrap();
-    let e = eval::run(&args_with_embeddings(&emb), &no_model).unwrap_err();
-    let msg = format!("{e:#}");
+    let msg = fails(
+        1,
+        &["eval", "-q", "--embeddings", emb_s, "--out", "/dev/null"],
+    );
     assert!(
         msg.contains("candidates.npy") && msg.contains("expected 160 rows, got 159"),
         "{msg}"
     );
 }
 
-fn args_with_embeddings(emb: &Path) -> eval::EvalArgs {
-    parse(&[
+#[test]
+fn the_embedding_cache_has_its_own_place() {
+    let tmp = TempDir::new("embcache");
+    let (cache, own, out) = (
+        arg_path(&tmp, "cache"),
+        arg_path(&tmp, "own"),
+        arg_path(&tmp, "r.json"),
+    );
+    let args = [
+        "eval",
         "-q",
-        "--embeddings",
-        emb.to_str().unwrap(),
+        "--model",
+        "ngram:2:32",
+        "--cache-dir",
+        &cache,
         "--out",
-        "/dev/null",
-    ])
+        &out,
+    ];
+    // --embedding-cache, then MULTIRET_EMBED_CACHE, take the entries out of the cache
+    // directory.
+    let mut flag = args.to_vec();
+    flag.extend(["--embedding-cache", &own]);
+    ok(&flag);
+    assert_eq!(std::fs::read_dir(&own).unwrap().count(), 1);
+    let env = arg_path(&tmp, "env");
+    let status = common::multiret(&args)
+        .env("MULTIRET_EMBED_CACHE", &env)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read_dir(&env).unwrap().count(), 1);
+    assert!(!Path::new(&cache).join("embeddings").exists());
+    // A cache that cannot be written is a warning, on stderr and in the report.
+    let mut bad = args.to_vec();
+    bad.extend(["--embedding-cache", "/dev/null/cache"]);
+    let run = common::output(&mut common::multiret(&bad));
+    assert!(run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("warning: could not write the embedding cache"),
+        "{stderr}"
+    );
+    let warnings = &read_json(Path::new(&out))["warnings"];
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
 }
 
 #[test]
 fn unknown_dataset_is_a_clear_error() {
-    let tmp = common::TempDir::new("cli-unknown");
-    let args = parse(&[
-        "-q",
-        "--dataset",
-        "xquad-r",
-        "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--model",
-        "ngram",
-    ]);
-    let msg = format!("{:#}", eval::run(&args, &no_model).unwrap_err());
+    let tmp = TempDir::new("unknown");
+    let msg = fails(
+        1,
+        &[
+            "eval",
+            "-q",
+            "--dataset",
+            "xquad-r",
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--model",
+            "ngram",
+        ],
+    );
     assert!(
         msg.contains("unknown dataset `xquad-r`") && msg.contains("MULTIRET_DATA"),
         "{msg}"
@@ -305,30 +370,24 @@ fn unknown_dataset_is_a_clear_error() {
 fn xquad_r_through_dump_texts_and_embeddings() {
     let data = common::data_dir();
     let data_s = data.to_str().unwrap();
-    let tmp = common::TempDir::new("cli-xquad");
-    let dump = tmp.path().join("texts.jsonl");
-    eval::run(
-        &parse(&[
-            "-q",
-            "--dataset",
-            "xquad-r",
-            "--data-dir",
-            data_s,
-            "--dump-texts",
-            dump.to_str().unwrap(),
-        ]),
-        &no_model,
-    )
-    .unwrap();
+    let tmp = TempDir::new("xquad");
+    let dump = arg_path(&tmp, "texts.jsonl");
+    ok(&[
+        "eval",
+        "-q",
+        "--dataset",
+        "xquad-r",
+        "--data-dir",
+        data_s,
+        "--dump-texts",
+        &dump,
+    ]);
     let emb = tmp.path().join("emb");
-    assert_eq!(embed_dump(&dump, &emb), (12_978, 13_014));
-    let (out, md, svg) = (
-        tmp.path().join("r.json"),
-        tmp.path().join("r.md"),
-        tmp.path().join("h.svg"),
-    );
+    assert_eq!(embed_dump(Path::new(&dump), &emb), (12_978, 13_014));
+    let files = Reports::new(&tmp);
     let model = format!("ngram:3:{DIM}");
-    let args = parse(&[
+    ok(&files.after(&[
+        "eval",
         "-q",
         "--dataset",
         "xquad-r",
@@ -338,16 +397,8 @@ fn xquad_r_through_dump_texts_and_embeddings() {
         emb.to_str().unwrap(),
         "--model",
         &model,
-        "--out",
-        out.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-        "--plot",
-        svg.to_str().unwrap(),
-    ]);
-    eval::run(&args, &no_model).unwrap();
-    let r = read_json(&out);
-    check_schema(&r);
+    ]));
+    let r = files.report();
     assert_eq!(r["dataset"], "xquad-r");
     assert_eq!(r["model"], model.as_str());
     assert_eq!(r["counts"]["questions"], 12_978);
@@ -380,15 +431,8 @@ fn xquad_r_through_dump_texts_and_embeddings() {
         skipped_cross > 0 && skipped_cross <= 112 * 10,
         "{skipped_cross}"
     );
-    let md = std::fs::read_to_string(&md).unwrap();
-    assert!(md.contains("| **th** |"));
-    assert!(
-        std::fs::read_to_string(&svg)
-            .unwrap()
-            .matches("<title>")
-            .count()
-            == 121
-    );
+    assert!(Reports::read(&files.markdown).contains("| **th** |"));
+    assert_eq!(Reports::read(&files.svg).matches("<title>").count(), 121);
 
     // The dump is exactly what the evaluation encodes, in its order.
     let ds = load_dataset(&resolve_dataset(Some("xquad-r"), &data).unwrap(), None).unwrap();
@@ -414,27 +458,20 @@ fn xquad_r_through_dump_texts_and_embeddings() {
 fn files_and_model_give_identical_reports() {
     // On the sample: embeddings written from the dump and scored from files give exactly the
     // numbers of the in-process model (compared after the same JSON round trip).
-    let tmp = common::TempDir::new("cli-same");
-    let dump = tmp.path().join("texts.jsonl");
-    eval::run(
-        &parse(&["-q", "--dump-texts", dump.to_str().unwrap()]),
-        &no_model,
-    )
-    .unwrap();
+    let tmp = TempDir::new("same");
+    let dump = arg_path(&tmp, "texts.jsonl");
+    ok(&["eval", "-q", "--dump-texts", &dump]);
     let emb = tmp.path().join("emb");
-    embed_dump(&dump, &emb);
-    let out = tmp.path().join("r.json");
-    eval::run(
-        &parse(&[
-            "-q",
-            "--embeddings",
-            emb.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        &no_model,
-    )
-    .unwrap();
+    embed_dump(Path::new(&dump), &emb);
+    let out = arg_path(&tmp, "r.json");
+    ok(&[
+        "eval",
+        "-q",
+        "--embeddings",
+        emb.to_str().unwrap(),
+        "--out",
+        &out,
+    ]);
     let ds = load_dataset(&resolve_dataset(None, tmp.path()).unwrap(), None).unwrap();
     let enc = NgramEncoder::new(3, DIM).unwrap();
     let direct = run_evaluation(
@@ -446,54 +483,32 @@ fn files_and_model_give_identical_reports() {
     .unwrap();
     let Report::Lareqa(d) = direct else { panic!() };
     let direct: Value = serde_json::from_str(&serde_json::to_string(&d.settings).unwrap()).unwrap();
-    assert_eq!(direct, read_json(&out)["settings"]);
+    assert_eq!(direct, read_json(Path::new(&out))["settings"]);
 }
 
 #[test]
 fn protocol_flag() {
-    use multiret_eval::{CandidateMode, Protocol};
-    let c = parse(&[]).config();
-    assert_eq!(
-        (c.protocol, c.candidates),
-        (Protocol::Lareqa, CandidateMode::Sentence)
-    );
-    let c = parse(&["--protocol", "xtreme-r"]).config();
-    assert_eq!(
-        (c.protocol, c.candidates),
-        (Protocol::XtremeR, CandidateMode::SentenceContext)
-    );
-    let c = parse(&["--protocol", "xtreme-r", "--candidates", "sentence"]).config();
-    assert_eq!(c.candidates, CandidateMode::Sentence);
-    let c = parse(&["--candidates", "sentence-context"]).config();
-    assert_eq!(
-        (c.protocol, c.candidates),
-        (Protocol::Lareqa, CandidateMode::SentenceContext)
-    );
+    let tmp = TempDir::new("protocol");
+    let files = Reports::new(&tmp);
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec!["eval", "--model", "ngram", "--no-cache", "--quiet"];
+        args.extend_from_slice(extra);
+        ok(&files.after(&args));
+        files.report()
+    };
+    let modes = |r: &Value| (r["protocol"].clone(), r["candidates_mode"].clone());
+    let r = run(&[]);
+    assert_eq!(modes(&r), ("lareqa".into(), "sentence".into()));
+    assert!(r.get("xtreme_r").is_none());
+    let r = run(&["--protocol", "xtreme-r", "--candidates", "sentence"]);
+    assert_eq!(modes(&r), ("xtreme-r".into(), "sentence".into()));
+    let r = run(&["--candidates", "sentence-context"]);
+    assert_eq!(modes(&r), ("lareqa".into(), "sentence_context".into()));
     // End to end on the built-in sample with the n-gram baseline.
-    let tmp = common::TempDir::new("cli-protocol");
-    let out = tmp.path().join("r.json");
-    let md = tmp.path().join("r.md");
-    let args = parse(&[
-        "--model",
-        "ngram",
-        "--no-cache",
-        "--quiet",
-        "--protocol",
-        "xtreme-r",
-        "--out",
-        out.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-    ]);
-    eval::run(&args, &no_model).unwrap();
-    let r = read_json(&out);
-    check_schema(&r);
-    assert_eq!(r["protocol"], "xtreme-r");
-    assert_eq!(r["candidates_mode"], "sentence_context");
+    let r = run(&["--protocol", "xtreme-r"]);
+    assert_eq!(modes(&r), ("xtreme-r".into(), "sentence_context".into()));
     assert_eq!(r["xtreme_r"]["k"], 20);
     let micro = r["xtreme_r"]["multi"]["map_at_k_micro"].as_f64().unwrap();
     assert!(micro > 0.0 && micro <= 1.0, "{micro}");
-    assert!(std::fs::read_to_string(&md)
-        .unwrap()
-        .contains("XTREME-R: mAP@20"));
+    assert!(Reports::read(&files.markdown).contains("XTREME-R: mAP@20"));
 }

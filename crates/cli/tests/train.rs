@@ -1,0 +1,251 @@
+//! `multiret train`, run as a command, on the tiny sentence-transformers fixture model
+//! (`tests/fixtures/st-tiny/xlmr-mean`) and a small JSONL corpus written here.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fails, ok, read_json, TempDir};
+use serde_json::Value;
+
+/// The tiny XLM-R fixture model (2 layers, hidden size 32).
+fn tiny_model() -> PathBuf {
+    common::fixture("st-tiny/xlmr-mean/config.json")
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A JSONL corpus of `groups` groups in three languages.
+fn tiny_corpus(dir: &Path, groups: usize) -> PathBuf {
+    let words = [
+        "city", "river", "king", "music", "water", "history", "school", "war",
+    ];
+    let mut text = String::new();
+    for g in 0..groups {
+        for (l, lang) in ["de", "en", "fr"].iter().enumerate() {
+            let w = |k: usize| words[(g * 3 + l + k) % words.len()];
+            let query = format!("{} {} {}", w(0), w(1), w(2));
+            text.push_str(
+                &serde_json::json!({
+                    "group": format!("g{g}"),
+                    "lang": lang,
+                    "query": query,
+                    "positive": format!("{query} {}", w(5)),
+                })
+                .to_string(),
+            );
+            text.push('\n');
+        }
+    }
+    let path = dir.join("corpus.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn read_log(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn trains_a_tiny_model_from_the_command_line() {
+    let tmp = TempDir::new("train");
+    let model = tiny_model();
+    let data = tiny_corpus(tmp.path(), 12);
+    let out = tmp.path().join("run");
+    let (m, d, o) = (
+        model.to_str().unwrap(),
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let base = [
+        "train",
+        "--model",
+        m,
+        "--train",
+        d,
+        "--sampler",
+        "hybrid",
+        "--alpha",
+        "0.5",
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "7",
+        "--out",
+        o,
+        "--quiet",
+    ];
+    ok(&base);
+    let log = read_log(&out);
+    assert_eq!(log.len(), 3);
+    for (i, line) in log.iter().enumerate() {
+        assert_eq!(line["step"], i as u64 + 1);
+        for key in ["loss", "lr", "tokens_per_s"] {
+            assert!(line[key].as_f64().unwrap().is_finite(), "{key} in {line}");
+        }
+    }
+    assert!(out.join("checkpoint").join("model.safetensors").is_file());
+    // The options not given take TrainConfig's defaults.
+    let mut expected = multiret_train::TrainConfig::new(m, d, o);
+    expected.sampler = multiret_train::SamplerKind::Hybrid { alpha: 0.5 };
+    (expected.batch_size, expected.steps) = (4, 3);
+    (expected.lr, expected.seed) = (1e-3, 7);
+    expected.progress = false;
+    assert_eq!(
+        read_json(&out.join("train_config.json")),
+        // Through text, as the trainer writes it (f32 fields print shortest).
+        serde_json::from_str::<Value>(&serde_json::to_string(&expected).unwrap()).unwrap()
+    );
+    // A second run into the same directory needs --resume; with it, nothing is left to do.
+    fails(1, &base);
+    let mut resume = base.to_vec();
+    resume.push("--resume");
+    ok(&resume);
+    assert_eq!(read_log(&out).len(), 3);
+}
+
+#[test]
+fn eval_writes_the_report_into_the_run_and_the_model_card() {
+    let tmp = TempDir::new("train-eval");
+    let model = tiny_model();
+    let data = tiny_corpus(tmp.path(), 8);
+    let out = tmp.path().join("run");
+    let cache = tmp.path().join("cache");
+    ok(&[
+        "train",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        data.to_str().unwrap(),
+        "--sampler",
+        "mono",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--eval",
+        "sample",
+        "--quiet",
+    ]);
+    let report = read_json(&out.join("eval.json"));
+    let checkpoint = out.join("checkpoint");
+    assert_eq!(report["dataset"], "sample");
+    assert_eq!(report["model"], checkpoint.to_str().unwrap());
+    assert_eq!(report["counts"]["questions"], 165);
+    let md = std::fs::read_to_string(out.join("eval.md")).unwrap();
+    assert!(md.contains("## Cross-lingual mAP"), "{md}");
+    let card = std::fs::read_to_string(checkpoint.join("README.md")).unwrap();
+    assert!(
+        card.contains("`multiret eval --dataset sample`") && card.contains("Cross-lingual mAP"),
+        "{card}"
+    );
+    // The evaluation is the one `multiret eval` runs on the checkpoint (which finds its
+    // embeddings in the same cache).
+    let again = tmp.path().join("again.json");
+    ok(&[
+        "eval",
+        "-q",
+        "--model",
+        checkpoint.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let again = read_json(&again);
+    assert_eq!(again["embeddings"], "cache");
+    assert_eq!(again["settings"], report["settings"]);
+}
+
+#[test]
+fn rejects_bad_flags() {
+    let tmp = TempDir::new("train-flags");
+    let data = tiny_corpus(tmp.path(), 4);
+    let out = tmp.path().join("o");
+    let ok_args = [
+        "train",
+        "--train",
+        data.to_str().unwrap(),
+        "--sampler",
+        "mono",
+        "--steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut v = ok_args.to_vec();
+        if !extra.contains(&"--batch-size") {
+            v.extend(["--batch-size", "4"]);
+        }
+        v.extend_from_slice(extra);
+        v
+    };
+    // The command's own errors (exit code 1), before any model is loaded.
+    let err = fails(1, &with(&["--alpha", "0.3"]));
+    assert!(
+        err.contains("--alpha only applies to --sampler hybrid"),
+        "{err}"
+    );
+    let err = fails(1, &with(&["--batch-size", "1"]));
+    assert!(err.contains("at least 2"), "{err}");
+    let err = fails(1, &with(&["--warmup", "5"]));
+    assert!(err.contains("warm-up of 5 steps"), "{err}");
+    // Usage errors (exit code 2).
+    let err = fails(2, &with(&["--device", "tpu"]));
+    assert!(
+        err.contains("unknown device `tpu` (cpu, cuda or cuda:N)"),
+        "{err}"
+    );
+    let err = fails(2, &with(&["--passage", "sentence-with-paragraph"]));
+    assert!(
+        err.contains("[possible values: sentence, paragraph]"),
+        "{err}"
+    );
+    let err = fails(2, &["train", "--sampler", "mono"]);
+    assert!(err.contains("--train <SPEC>"), "{err}");
+    // `cuda:N` is a device (the run then fails for want of CUDA or of the model, not of
+    // the flag).
+    let err = fails(1, &with(&["--device", "cuda:1", "--model", "/nonexistent"]));
+    assert!(!err.contains("unknown device"), "{err}");
+    assert!(!out.join("checkpoint").exists());
+}
+
+#[test]
+fn help_shows_the_library_defaults() {
+    let help = ok(&["train", "--help"]);
+    let d = multiret_train::TrainConfig::defaults();
+    for shown in [
+        "[default: e5-small]".to_string(),
+        format!("[default: {}]", d.lr),
+        format!("[default: {}]", d.temperature),
+        format!("[default: {}]", d.adamw.weight_decay),
+        "[default: cpu]".to_string(),
+        "[default: sentence]".to_string(),
+    ] {
+        assert!(help.contains(&shown), "{shown} in\n{help}");
+    }
+    let help = ok(&["eval", "--help"]);
+    let d = multiret_eval::EvalConfig::default();
+    assert!(
+        help.contains(&format!(
+            "Texts per encoder call [default: {}]",
+            d.batch_size
+        )),
+        "{help}"
+    );
+    assert!(help.contains("[env: MULTIRET_EMBED_CACHE"), "{help}");
+}
