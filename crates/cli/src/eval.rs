@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use multiret_eval::{
     embedding_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, Dataset,
-    EmbeddingSource, Encoder, EvalConfig, NgramEncoder, Prefixes, Protocol, Report,
+    EmbeddingSource, EvalConfig, NgramEncoder, Prefixes, Protocol, Report, TextEmbedder,
 };
 
 use crate::args::{show_default, CacheArgs, DataDirArgs, ModelArgs, PrecisionArg, PrecisionArgs};
@@ -207,7 +207,7 @@ fn load_encoder(
     config: &EvalConfig,
     cache: &Path,
     precision: PrecisionArg,
-) -> anyhow::Result<Box<dyn Encoder>> {
+) -> anyhow::Result<Box<dyn TextEmbedder>> {
     Ok(match NgramEncoder::from_spec(spec) {
         Some(ngram) => Box::new(ngram?.strip_prefixes(&config.prefixes)),
         None => Box::new(

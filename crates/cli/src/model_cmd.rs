@@ -329,7 +329,7 @@ fn model_fingerprint(model: &Model) -> u64 {
     h
 }
 
-impl multiret_eval::encoder::Encoder for ModelEncoder {
+impl multiret_eval::encoder::TextEmbedder for ModelEncoder {
     fn name(&self) -> String {
         format!(
             "{} [{}, weights {:016x}]",

@@ -13,8 +13,8 @@
 use std::time::Instant;
 
 use multiret_eval::{
-    lareqa_settings, load_lareqa_dir, rank_lareqa, Dataset, Encoder, Matrix, NgramEncoder,
-    Prefixes, ScoreOptions,
+    lareqa_settings, load_lareqa_dir, rank_lareqa, Dataset, Matrix, NgramEncoder, Prefixes,
+    ScoreOptions, TextEmbedder,
 };
 use multiret_kernels::cosine::score_matrix;
 use multiret_kernels::{MatMut, MatRef, Par};

@@ -1,4 +1,4 @@
-//! The model side of the evaluation, kept abstract: an [`Encoder`] turns texts into embeddings.
+//! The model side of the evaluation, kept abstract: a [`TextEmbedder`] turns texts into embeddings.
 //!
 //! The evaluation builds the texts (prefixes included, see [`Prefixes`]) and hands them to the
 //! encoder in batches; any model can be evaluated by implementing the trait, and any tool's
@@ -10,7 +10,7 @@ use crate::error::{BoxError, EvalError, Result};
 ///
 /// `Sync` because the evaluation runs on a rayon pool (`--threads`); an encoder parallelises
 /// its own work internally if it wants to.
-pub trait Encoder: Sync {
+pub trait TextEmbedder: Sync {
     /// A name that identifies the model *and its weights* (it keys the embedding cache: two
     /// different models must never share a name).
     fn name(&self) -> String;
@@ -83,7 +83,7 @@ pub enum CandidateMode {
     #[default]
     Sentence,
     /// The sentence (with the passage prefix) and its paragraph as a text pair, as LAReQA's own
-    /// baselines did ([`Encoder::encode_pairs`]).
+    /// baselines did ([`TextEmbedder::encode_pairs`]).
     Context,
     /// One text: the passage prefix, the sentence and right after it its paragraph, newlines
     /// removed and the ends trimmed, as XTREME-R encodes LAReQA candidates
@@ -235,7 +235,7 @@ fn normalize(v: &mut [f32]) {
     }
 }
 
-impl Encoder for NgramEncoder {
+impl TextEmbedder for NgramEncoder {
     fn name(&self) -> String {
         format!("ngram:{}:{}", self.n, self.dim)
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use multiret_data::DataError;
 
-/// A boxed error from an [`Encoder`](crate::Encoder) (any model, any backend).
+/// A boxed error from a [`TextEmbedder`](crate::TextEmbedder) (any model, any backend).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong while loading a benchmark, reading or computing embeddings,

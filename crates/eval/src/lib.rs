@@ -16,7 +16,7 @@
 //! - [`score`]: the normalised score matrix through the kernels' GEMM in blocks of queries, and
 //!   from one pass over each row the Mo. (per language), Cr. (per ordered language pair) and
 //!   Mul. (pooled) ranks; [`score::evaluate_beir`] for nDCG@10 / Recall@100.
-//! - [`encoder`]: the model-agnostic [`Encoder`] trait, [`Prefixes`], and a model-free
+//! - [`encoder`]: the model-agnostic [`TextEmbedder`] trait, [`Prefixes`], and a model-free
 //!   character n-gram baseline; [`npy`]: strict `.npy` f32 reader/writer (from
 //!   `multiret-data`), so embeddings from any tool can be scored
 //!   ([`pipeline::read_embeddings_dir`]).
@@ -58,7 +58,7 @@ pub use multiret_data::DataError;
 
 pub use beir::{load_beir_dir, BeirDataset};
 pub use dataset::{load_dataset, resolve_dataset, Dataset, DatasetSpec, EvalTexts};
-pub use encoder::{CandidateMode, Encoder, NgramEncoder, Prefixes};
+pub use encoder::{CandidateMode, NgramEncoder, Prefixes, TextEmbedder};
 pub use error::{BoxError, EvalError, Result};
 pub use lareqa::{load_lareqa_dir, parse_lareqa_file, LareqaDataset, SkipReason};
 pub use npy::{read_npy_f32, write_npy_f32, Matrix};

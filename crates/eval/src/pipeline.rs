@@ -1,4 +1,4 @@
-//! The evaluation pipeline: texts → embeddings (from an [`Encoder`], the cache, or `.npy`
+//! The evaluation pipeline: texts → embeddings (from a [`TextEmbedder`], the cache, or `.npy`
 //! files) → scores → [`Report`].
 //!
 //! Embeddings are cached per (model name, texts, candidate mode, prefixes): the cache key is a
@@ -15,7 +15,7 @@ use multiret_kernels::Par;
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{Dataset, EvalTexts};
-use crate::encoder::{CandidateMode, Encoder, Prefixes};
+use crate::encoder::{CandidateMode, Prefixes, TextEmbedder};
 use crate::error::{BoxError, EvalError, Result};
 use crate::npy::{read_npy_f32, write_npy_f32, Matrix};
 use crate::protocol::Protocol;
@@ -92,7 +92,7 @@ pub fn default_cache_dir() -> PathBuf {
 #[derive(Clone, Copy)]
 pub enum EmbeddingSource<'a> {
     /// Encode with this model (through the cache when [`EvalConfig::cache_dir`] is set).
-    Model(&'a dyn Encoder),
+    Model(&'a dyn TextEmbedder),
     /// Read `queries.npy` and `candidates.npy` from this directory (rows in `--dump-texts`
     /// order).
     Files(&'a Path),
@@ -338,7 +338,7 @@ fn encode_batched(
 
 /// Encodes the texts with `encoder`, or reads them from the cache (and fills it).
 pub fn encode_texts(
-    encoder: &dyn Encoder,
+    encoder: &dyn TextEmbedder,
     dataset: &Dataset,
     texts: &EvalTexts,
     config: &EvalConfig,

@@ -10,8 +10,8 @@ use multiret_eval::metrics::{average_precision, ranks_before};
 use multiret_eval::pipeline::{cache_entry_dir, cache_key};
 use multiret_eval::{
     builtin_sample, rank_lareqa, read_embeddings_dir, run_evaluation, write_embeddings_dir,
-    CandidateMode, Dataset, EmbeddingOrigin, EmbeddingSource, Encoder, EvalConfig, EvalError,
-    LareqaDataset, Matrix, NgramEncoder, Prefixes, Report, ScoreOptions,
+    CandidateMode, Dataset, EmbeddingOrigin, EmbeddingSource, EvalConfig, EvalError, LareqaDataset,
+    Matrix, NgramEncoder, Prefixes, Report, ScoreOptions, TextEmbedder,
 };
 
 /// Unit vectors with four entries of ±0.5 (dim 16) picked by a hash of the text: every dot
@@ -41,7 +41,7 @@ fn exact_embedding(text: &str, salt: u64) -> Vec<f32> {
 
 struct ExactEncoder;
 
-impl Encoder for ExactEncoder {
+impl TextEmbedder for ExactEncoder {
     fn name(&self) -> String {
         "exact-test".into()
     }
@@ -62,7 +62,7 @@ impl Encoder for ExactEncoder {
     }
 }
 
-fn matrix_of(enc: &dyn Encoder, texts: &[String]) -> Matrix {
+fn matrix_of(enc: &dyn TextEmbedder, texts: &[String]) -> Matrix {
     Matrix::new(texts.len(), enc.dim(), enc.encode(texts, &|_| {}).unwrap()).unwrap()
 }
 
@@ -390,7 +390,7 @@ fn bad_embeddings_are_clear_errors() {
 
 struct BadEncoder(usize);
 
-impl Encoder for BadEncoder {
+impl TextEmbedder for BadEncoder {
     fn name(&self) -> String {
         "bad".into()
     }

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use multiret_eval::metrics::ranks_before;
 use multiret_eval::{
     builtin_sample, lareqa_settings, rank_lareqa, rank_lareqa_by, run_evaluation, CandidateMode,
-    Dataset, EmbeddingSource, Encoder, EvalConfig, LareqaDataset, Matrix, Prefixes, Protocol,
-    Report, ScoreOptions, Similarity,
+    Dataset, EmbeddingSource, EvalConfig, LareqaDataset, Matrix, Prefixes, Protocol, Report,
+    ScoreOptions, Similarity, TextEmbedder,
 };
 
 /// Vectors with four entries of ±0.5 (dim 16) picked by a hash of the text's first word after
@@ -50,7 +50,7 @@ fn scaled_embedding(text: &str) -> Vec<f32> {
     v.iter().map(|e| e * scale).collect()
 }
 
-impl Encoder for ScaledEncoder {
+impl TextEmbedder for ScaledEncoder {
     fn name(&self) -> String {
         "scaled-test".into()
     }
