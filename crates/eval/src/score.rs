@@ -45,23 +45,7 @@ impl Default for ScoreOptions {
 /// A row-L2-normalised copy of `m`; errors on a NaN or infinite value (naming `what`, the row
 /// and the column) or an empty dimension.
 pub fn normalized(m: &Matrix, what: &str) -> Result<Matrix> {
-    if let Some((row, col, value)) = m.first_non_finite() {
-        return Err(EvalError::NonFinite {
-            what: what.to_string(),
-            row,
-            col,
-            value,
-        });
-    }
-    if m.cols == 0 {
-        return Err(EvalError::Shape {
-            what: what.to_string(),
-            unit: "columns (embedding dimension > 0)",
-            expected: 1,
-            got: 0,
-        });
-    }
-    let mut out = m.clone();
+    let mut out = checked(m, what)?;
     l2_normalize_rows(&mut out.data, out.cols)?;
     Ok(out)
 }
@@ -155,7 +139,8 @@ pub fn rank_lareqa(
     rank_lareqa_by(ds, queries, candidates, opts, Similarity::Cosine)
 }
 
-/// A finite copy of `m` for the dot product (no normalisation); errors as [`normalized`].
+/// A finite copy of `m` for the dot product (no normalisation): errors on a NaN or infinite
+/// value (naming `what`, the row and the column) or an empty dimension.
 fn checked(m: &Matrix, what: &str) -> Result<Matrix> {
     if let Some((row, col, value)) = m.first_non_finite() {
         return Err(EvalError::NonFinite {

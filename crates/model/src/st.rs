@@ -23,7 +23,7 @@
 //!   the `query` prompt; a passage the `passage` prompt, else `document`, else `corpus`; a
 //!   kind with no prompt of its own gets the default prompt, if one is named.
 //!
-//! Writing ([`write`]): `tokenizer_config.json` and `special_tokens_map.json` (the class
+//! Writing ([`write()`]): `tokenizer_config.json` and `special_tokens_map.json` (the class
 //! transformers should build: `XLMRobertaTokenizer` for Unigram vocabularies, `BertTokenizer`
 //! for WordPiece ones, with the normaliser's own lower-casing so that transformers does not
 //! rebuild it), `modules.json`, `sentence_bert_config.json`, `1_Pooling/config.json`, each
