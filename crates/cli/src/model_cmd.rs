@@ -35,6 +35,22 @@ pub enum ModelCommand {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Interpolate two models in weight space (WiSE-FT): every weight becomes
+    /// (1 - weight) * A + weight * B, written as an HF and sentence-transformers directory.
+    Merge {
+        /// Model A (typically the starting model).
+        a: String,
+        /// Model B (typically fine-tuned from A).
+        b: String,
+        /// The weight of B, in [0, 1] (0: A, 1: B).
+        #[arg(long)]
+        weight: f32,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
 }
 
 /// Runs `multiret model ...`.
@@ -62,6 +78,30 @@ pub fn run_model(cmd: &ModelCommand) -> anyhow::Result<()> {
                 "wrote {} (HF and sentence-transformers layout, README.md)",
                 out_dir.display()
             );
+            Ok(())
+        }
+        ModelCommand::Merge {
+            a,
+            b,
+            weight,
+            out,
+            cache,
+        } => {
+            if !(0.0..=1.0).contains(weight) {
+                bail!("--weight {weight}: expected a value in [0, 1]");
+            }
+            let ma = Model::load(a, &cache.dir())?;
+            let mb = Model::load(b, &cache.dir())?;
+            let merged = ma.interpolate(&mb, *weight)?;
+            let mut card = ModelCard::base(base_model_name(a));
+            card.training.push((
+                "weight-space merge".into(),
+                format!("(1 - {weight}) * {a} + {weight} * {b}"),
+            ));
+            merged
+                .save_hf_dir(out, &card)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} ({weight} of {b}, the rest {a})", out.display());
             Ok(())
         }
     }

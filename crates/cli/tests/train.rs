@@ -249,3 +249,45 @@ fn help_shows_the_library_defaults() {
     );
     assert!(help.contains("[env: MULTIRET_EMBED_CACHE"), "{help}");
 }
+
+#[test]
+fn model_merge_writes_the_interpolated_model() {
+    let dir = TempDir::new("merge");
+    let xlmr = tiny_model();
+    let out = dir.0.join("merged");
+    let x = xlmr.to_str().unwrap();
+    ok(&[
+        "model",
+        "merge",
+        x,
+        x,
+        "--weight",
+        "0.3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "modules.json",
+        "README.md",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.contains("weight-space merge"), "{card}");
+    let err = fails(
+        1,
+        &[
+            "model",
+            "merge",
+            x,
+            x,
+            "--weight",
+            "1.5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("[0, 1]"), "{err}");
+}

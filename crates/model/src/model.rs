@@ -172,6 +172,105 @@ impl Model {
         )?)
     }
 
+    /// Weight-space interpolation of two models of one architecture (WiSE-FT, arXiv
+    /// 2109.01903; LM-Cocktail merges embedders the same way): every weight, the head's
+    /// included, becomes `(1 - weight) * self + weight * other`, so `weight` 0 is `self` and
+    /// 1 is `other` (typically `self` the starting model, `other` fine-tuned from it). The
+    /// result keeps `self`'s name, settings and tokenizer. Errors when the two differ in
+    /// configuration, encoding settings, head shape or tokenizer, or when `weight` is not a
+    /// finite number.
+    pub fn interpolate(&self, other: &Model, weight: f32) -> Result<Model> {
+        let bad = |m: String| Err(ModelError::Input(format!("cannot merge: {m}")));
+        if !weight.is_finite() {
+            return bad(format!("weight {weight} is not a finite number"));
+        }
+        if self.config != other.config {
+            return bad(format!(
+                "the configurations differ ({:?} vs {:?})",
+                self.config, other.config
+            ));
+        }
+        if self.settings != other.settings {
+            return bad(format!(
+                "the encoding settings differ ({:?} vs {:?})",
+                self.settings, other.settings
+            ));
+        }
+        if self.tokenizer.to_json() != other.tokenizer.to_json() {
+            return bad("the tokenizers differ".into());
+        }
+        let shape = |h: &Head| -> Vec<(usize, usize, bool, String)> {
+            h.dense
+                .iter()
+                .map(|d| (d.inp, d.out, d.b.is_some(), format!("{:?}", d.act)))
+                .collect()
+        };
+        if shape(&self.head) != shape(&other.head) {
+            return bad("the Dense heads differ".into());
+        }
+        self.weights.check(&self.config)?;
+        other.weights.check(&other.config)?;
+        let mix = |a: &[f32], b: &[f32]| -> Vec<f32> {
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| (1.0 - weight) * x + weight * y)
+                .collect()
+        };
+        let (a, b) = (&self.weights, &other.weights);
+        let norm = |x: &crate::weights::Norm, y: &crate::weights::Norm| crate::weights::Norm {
+            w: mix(&x.w, &y.w),
+            b: mix(&x.b, &y.b),
+        };
+        let lin = |x: &crate::weights::Linear, y: &crate::weights::Linear| crate::weights::Linear {
+            out: x.out,
+            inp: x.inp,
+            w: mix(&x.w, &y.w),
+            b: mix(&x.b, &y.b),
+        };
+        let weights = Weights {
+            word: mix(&a.word, &b.word),
+            pos: mix(&a.pos, &b.pos),
+            typ: mix(&a.typ, &b.typ),
+            emb_ln: norm(&a.emb_ln, &b.emb_ln),
+            layers: a
+                .layers
+                .iter()
+                .zip(&b.layers)
+                .map(|(x, y)| crate::weights::Layer {
+                    q: lin(&x.q, &y.q),
+                    k: lin(&x.k, &y.k),
+                    v: lin(&x.v, &y.v),
+                    ao: lin(&x.ao, &y.ao),
+                    aln: norm(&x.aln, &y.aln),
+                    fi: lin(&x.fi, &y.fi),
+                    fo: lin(&x.fo, &y.fo),
+                    oln: norm(&x.oln, &y.oln),
+                })
+                .collect(),
+        };
+        let head = Head {
+            dense: self
+                .head
+                .dense
+                .iter()
+                .zip(&other.head.dense)
+                .map(|(x, y)| crate::head::Dense {
+                    w: mix(&x.w, &y.w),
+                    b: x.b.as_ref().zip(y.b.as_ref()).map(|(p, q)| mix(p, q)),
+                    ..x.clone()
+                })
+                .collect(),
+        };
+        Ok(Model {
+            name: self.name.clone(),
+            config: self.config.clone(),
+            settings: self.settings.clone(),
+            tokenizer: self.tokenizer.clone(),
+            weights,
+            head,
+        })
+    }
+
     /// The embedding size (the last Dense layer's output, else the hidden size).
     pub fn dim(&self) -> usize {
         self.head.dim(self.config.hidden)

@@ -267,6 +267,14 @@ impl Tokenizer {
         })
     }
 
+    /// The `tokenizer.json` text of a genuine HF tokenizer (`None` for the E5S1 one).
+    pub fn to_json(&self) -> Option<String> {
+        match self {
+            Tokenizer::Hf(t) => t.to_string(false).ok(),
+            Tokenizer::Bin(_) => None,
+        }
+    }
+
     /// Writes the tokenizer as `tokenizer.json` (only a genuine HF tokenizer can be saved).
     pub fn save(&self, path: &Path) -> Result<()> {
         match self {

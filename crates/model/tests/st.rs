@@ -416,3 +416,35 @@ fn a_dense_head_and_its_activations() {
     let bad = Dense { inp: 7, ..d };
     assert!(matches!(bad.check(), Err(ModelError::Input(_))));
 }
+
+#[test]
+fn weight_space_merge_interpolates_every_weight() {
+    let a = Model::load_hf_dir(&st_tiny().join("labse-cls-dense")).unwrap();
+    let mut b = Model::load_hf_dir(&st_tiny().join("labse-cls-dense")).unwrap();
+    b.weights.word.iter_mut().for_each(|v| *v += 1.0);
+    b.weights.layers[1].fi.w.iter_mut().for_each(|v| *v *= -1.0);
+    b.head.dense[0].w.iter_mut().for_each(|v| *v += 0.5);
+    assert_eq!(a.interpolate(&b, 0.0).unwrap().weights, a.weights);
+    assert_eq!(a.interpolate(&b, 1.0).unwrap().weights, b.weights);
+    let m = a.interpolate(&b, 0.25).unwrap();
+    for (got, (x, y)) in m.weights.layers[1].fi.w.iter().zip(
+        a.weights.layers[1]
+            .fi
+            .w
+            .iter()
+            .zip(&b.weights.layers[1].fi.w),
+    ) {
+        assert!((got - (0.75 * x + 0.25 * y)).abs() < 1e-6);
+    }
+    assert!((m.weights.word[0] - (a.weights.word[0] + 0.25)).abs() < 1e-6);
+    assert!((m.head.dense[0].w[0] - (a.head.dense[0].w[0] + 0.125)).abs() < 1e-6);
+    assert_eq!(m.settings, a.settings);
+    // Models that are not one architecture, and bad weights, are refused.
+    let other = Model::load_hf_dir(&st_tiny().join("xlmr-mean")).unwrap();
+    let e = a.interpolate(&other, 0.5).unwrap_err().to_string();
+    assert!(e.contains("cannot merge"), "{e}");
+    assert!(a.interpolate(&b, f32::NAN).is_err());
+    let e5 = Model::load_hf_dir(&st_tiny().join("e5-prompts")).unwrap();
+    let e = other.interpolate(&e5, 0.5).unwrap_err().to_string();
+    assert!(e.contains("settings"), "{e}");
+}
