@@ -450,11 +450,28 @@ pub fn embed_ids_with(
         opts.threads
     };
     let done = std::sync::atomic::AtomicUsize::new(0);
+    // Workspaces, one per batch in flight, reused by the batches that follow (so the
+    // activation buffers are allocated and faulted in once per thread, not per batch).
+    let spare = std::sync::Mutex::new(Vec::new());
+    let max_rows = batches
+        .iter()
+        .map(|b| b.len() * b.iter().map(|&i| ids[i].len()).max().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
     let run = |batch: &[usize], par: Par| -> Result<Vec<f32>> {
         let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
+        let taken = spare.lock().ok().and_then(|mut v| v.pop());
+        let mut scratch = match taken {
+            Some(s) => s,
+            None => encoder.scratch(max_rows)?,
+        };
         let out = model.finish(seqs.len(), |norm| {
-            encoder.forward(&seqs, model.settings.pooling, norm, par)
-        })?;
+            encoder.forward_with(&seqs, model.settings.pooling, norm, par, &mut scratch)
+        });
+        if let Ok(mut v) = spare.lock() {
+            v.push(scratch);
+        }
+        let out = out?;
         let d = done.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed) + batch.len();
         progress(d);
         Ok(out)

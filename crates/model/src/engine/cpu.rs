@@ -12,7 +12,7 @@ use multiret_kernels::softmax::softmax_rows;
 use multiret_kernels::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{Backend, Engine, PaddedBatch, Precision};
+use super::{Backend, Engine, PaddedBatch, Precision, Scratch};
 use crate::config::{Config, Pooling};
 use crate::error::Result;
 use crate::weights::{Linear, Norm, Weights};
@@ -70,6 +70,11 @@ impl Backend for Cpu {
 
     fn buffer(&self, n: usize) -> Result<Vec<f32>> {
         Ok(vec![0.0; n])
+    }
+
+    fn write(&self, buf: &mut Vec<f32>, x: &[f32]) -> Result<()> {
+        buf[..x.len()].copy_from_slice(x);
+        Ok(())
     }
 
     fn workspace(
@@ -272,5 +277,26 @@ impl Encoder {
         par: Par,
     ) -> Result<Vec<f32>> {
         self.engine.forward(batch, pooling, normalize, par)
+    }
+
+    /// A workspace for [`Encoder::forward_with`] that holds batches of up to `rows` rows
+    /// (`batch * len`) without growing.
+    pub fn scratch(&self, rows: usize) -> Result<Scratch<Cpu>> {
+        let mut s = self.engine.scratch();
+        self.engine.reserve(&mut s, rows)?;
+        Ok(s)
+    }
+
+    /// [`Encoder::forward`] in a caller's workspace, reused from batch to batch.
+    pub fn forward_with(
+        &self,
+        batch: &[Vec<u32>],
+        pooling: Pooling,
+        normalize: bool,
+        par: Par,
+        scratch: &mut Scratch<Cpu>,
+    ) -> Result<Vec<f32>> {
+        self.engine
+            .forward_with(batch, pooling, normalize, par, scratch)
     }
 }

@@ -338,6 +338,12 @@ impl<D: Device> Backend for Cuda<D> {
         self.dev.zeros(n)
     }
 
+    fn write(&self, buf: &mut D::F, x: &[f32]) -> Result<()> {
+        // A fresh upload: the device has no host-to-device copy into an existing buffer here.
+        *buf = self.dev.upload(x)?;
+        Ok(())
+    }
+
     fn workspace(
         &self,
         batch: &PaddedBatch,

@@ -164,6 +164,8 @@ pub trait Backend {
     fn upload(&self, x: Vec<f32>) -> Result<Self::Buf>;
     /// A buffer of `n` values (contents unspecified).
     fn buffer(&self, n: usize) -> Result<Self::Buf>;
+    /// Copies host values into the start of a buffer that holds at least as many.
+    fn write(&self, buf: &mut Self::Buf, x: &[f32]) -> Result<()>;
     /// The working memory of a batch, for layers prepared at `precision`.
     fn workspace(
         &self,
@@ -241,6 +243,32 @@ impl Prepared {
     /// Sequences in the batch.
     pub fn size(&self) -> usize {
         self.batch.size()
+    }
+}
+
+/// The activation buffers of a forward pass, reused from batch to batch (faer's caller-owned
+/// workspace): [`Engine::scratch`] makes an empty one, [`Engine::run_with`] grows it to the
+/// largest batch seen, so a run of batches allocates (and faults in) its buffers once.
+pub struct Scratch<B: Backend> {
+    /// Rows (`batch * len`) the buffers hold.
+    rows: usize,
+    x: Option<B::Buf>,
+    qkv: Option<B::Buf>,
+    ctx: Option<B::Buf>,
+    tmp: Option<B::Buf>,
+    ffn: Option<B::Buf>,
+}
+
+impl<B: Backend> Scratch<B> {
+    /// f32 values the buffers need for `rows` rows (`batch * len`) of a configuration: the
+    /// size of a workspace, as faer's `*_scratch()` functions state theirs.
+    pub fn size(config: &Config, rows: usize) -> usize {
+        rows * (6 * config.hidden + config.ffn)
+    }
+
+    /// Rows the buffers hold now.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 }
 
@@ -323,6 +351,34 @@ impl<'w, B: Backend> Engine<'w, B> {
         Ok(Prepared { batch, x })
     }
 
+    /// Grows a workspace to hold `rows` rows (`batch * len`); a larger one is left as it is.
+    /// Reserving the largest batch of a run up front makes every batch reuse one allocation.
+    pub fn reserve(&self, s: &mut Scratch<B>, rows: usize) -> Result<()> {
+        if s.rows >= rows && s.x.is_some() {
+            return Ok(());
+        }
+        let (be, h) = (&self.be, self.cfg.hidden);
+        s.x = Some(be.buffer(rows * h)?);
+        s.qkv = Some(be.buffer(rows * 3 * h)?);
+        s.ctx = Some(be.buffer(rows * h)?);
+        s.tmp = Some(be.buffer(rows * h)?);
+        s.ffn = Some(be.buffer(rows * self.cfg.ffn)?);
+        s.rows = rows;
+        Ok(())
+    }
+
+    /// An empty workspace for [`Engine::run_with`].
+    pub fn scratch(&self) -> Scratch<B> {
+        Scratch {
+            rows: 0,
+            x: None,
+            qkv: None,
+            ctx: None,
+            tmp: None,
+            ffn: None,
+        }
+    }
+
     /// The device half of a forward pass: one pooled vector per sequence (`[size, hidden]`),
     /// L2-normalised when `normalize`.
     pub fn run(
@@ -332,30 +388,58 @@ impl<'w, B: Backend> Engine<'w, B> {
         normalize: bool,
         par: Par,
     ) -> Result<Vec<f32>> {
+        self.run_with(p, pooling, normalize, par, &mut self.scratch())
+    }
+
+    /// [`Engine::run`] in a caller's workspace, grown when this batch needs more rows.
+    pub fn run_with(
+        &self,
+        p: &Prepared,
+        pooling: Pooling,
+        normalize: bool,
+        par: Par,
+        s: &mut Scratch<B>,
+    ) -> Result<Vec<f32>> {
         let (be, c, batch) = (&self.be, &self.cfg, &p.batch);
         if batch.size() == 0 {
             return Ok(Vec::new());
         }
         let (h, eps, t) = (c.hidden, c.layer_norm_eps, batch.rows());
+        self.reserve(s, t)?;
+        let missing = || ModelError::Input("internal error: an unallocated workspace".into());
         let mut work = be.workspace(batch, c, self.precision)?;
-        let mut x = be.upload(p.x.clone())?;
-        be.layer_norm(&mut x, None, &self.emb_ln, t, h, eps)?;
-        let mut qkv = be.buffer(t * 3 * h)?;
-        let mut ctx = be.buffer(t * h)?;
-        let mut tmp = be.buffer(t * h)?;
-        let mut ffn = be.buffer(t * c.ffn)?;
-        for l in &self.layers {
-            be.apply_linear(&l.qkv, &x, t, &mut qkv, false, &mut work, par)?;
-            be.attention(&qkv, &mut ctx, batch, c, &mut work, par)?;
-            be.apply_linear(&l.ao, &ctx, t, &mut tmp, false, &mut work, par)?;
-            be.layer_norm(&mut tmp, Some(&x), &l.aln, t, h, eps)?;
-            std::mem::swap(&mut x, &mut tmp);
-            be.apply_linear(&l.fi, &x, t, &mut ffn, true, &mut work, par)?;
-            be.apply_linear(&l.fo, &ffn, t, &mut tmp, false, &mut work, par)?;
-            be.layer_norm(&mut tmp, Some(&x), &l.oln, t, h, eps)?;
-            std::mem::swap(&mut x, &mut tmp);
-        }
-        be.pool(&x, batch, pooling, normalize, c, &mut work)
+        let x = s.x.as_mut().ok_or_else(missing)?;
+        be.write(x, &p.x)?;
+        be.layer_norm(x, None, &self.emb_ln, t, h, eps)?;
+        let (mut x, mut tmp) = (
+            s.x.take().ok_or_else(missing)?,
+            s.tmp.take().ok_or_else(missing)?,
+        );
+        let (qkv, ctx, ffn) = (
+            s.qkv.as_mut().ok_or_else(missing)?,
+            s.ctx.as_mut().ok_or_else(missing)?,
+            s.ffn.as_mut().ok_or_else(missing)?,
+        );
+        let mut layers = || -> Result<()> {
+            for l in &self.layers {
+                be.apply_linear(&l.qkv, &x, t, qkv, false, &mut work, par)?;
+                be.attention(qkv, ctx, batch, c, &mut work, par)?;
+                be.apply_linear(&l.ao, ctx, t, &mut tmp, false, &mut work, par)?;
+                be.layer_norm(&mut tmp, Some(&x), &l.aln, t, h, eps)?;
+                std::mem::swap(&mut x, &mut tmp);
+                be.apply_linear(&l.fi, &x, t, ffn, true, &mut work, par)?;
+                be.apply_linear(&l.fo, ffn, t, &mut tmp, false, &mut work, par)?;
+                be.layer_norm(&mut tmp, Some(&x), &l.oln, t, h, eps)?;
+                std::mem::swap(&mut x, &mut tmp);
+            }
+            Ok(())
+        };
+        let done = layers();
+        let out = done.and_then(|()| be.pool(&x, batch, pooling, normalize, c, &mut work));
+        // The buffers go back to the workspace whatever happened.
+        s.x = Some(x);
+        s.tmp = Some(tmp);
+        out
     }
 
     /// Runs a batch: one pooled vector per sequence (`[batch, hidden]`), L2-normalised when
@@ -368,7 +452,19 @@ impl<'w, B: Backend> Engine<'w, B> {
         normalize: bool,
         par: Par,
     ) -> Result<Vec<f32>> {
+        self.forward_with(seqs, pooling, normalize, par, &mut self.scratch())
+    }
+
+    /// [`Engine::forward`] in a caller's workspace (see [`Scratch`]).
+    pub fn forward_with(
+        &self,
+        seqs: &[Vec<u32>],
+        pooling: Pooling,
+        normalize: bool,
+        par: Par,
+        scratch: &mut Scratch<B>,
+    ) -> Result<Vec<f32>> {
         let p = self.prepare(seqs, pooling, par)?;
-        self.run(&p, pooling, normalize, par)
+        self.run_with(&p, pooling, normalize, par, scratch)
     }
 }
