@@ -70,7 +70,7 @@ pub fn run_model(cmd: &ModelCommand) -> anyhow::Result<()> {
             cache,
         } => {
             let model = Model::load(spec, &cache.dir())?;
-            let card = ModelCard::base(base_model_name(spec));
+            let card = ModelCard::base(Builtin::base_model_name(spec));
             model
                 .save_hf_dir(out_dir, &card)
                 .with_context(|| format!("writing {}", out_dir.display()))?;
@@ -93,7 +93,7 @@ pub fn run_model(cmd: &ModelCommand) -> anyhow::Result<()> {
             let ma = Model::load(a, &cache.dir())?;
             let mb = Model::load(b, &cache.dir())?;
             let merged = ma.interpolate(&mb, *weight)?;
-            let mut card = ModelCard::base(base_model_name(a));
+            let mut card = ModelCard::base(Builtin::base_model_name(a));
             card.training.push((
                 "weight-space merge".into(),
                 format!("(1 - {weight}) * {a} + {weight} * {b}"),
@@ -105,12 +105,6 @@ pub fn run_model(cmd: &ModelCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The name a model card gives the model loaded from `spec`: the Hugging Face id of a
-/// built-in model, else the spec itself.
-pub fn base_model_name(spec: &str) -> String {
-    Builtin::from_name(spec).map_or_else(|| spec.to_string(), |b| b.hf_id().to_string())
 }
 
 /// Query or passage.

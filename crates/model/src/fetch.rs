@@ -47,6 +47,12 @@ impl Builtin {
             Builtin::E5SmallEnpt => "e5-small-enpt",
         }
     }
+    /// The name a model card gives the model loaded from `spec`: the Hugging Face id of a
+    /// built-in model, else the spec itself.
+    pub fn base_model_name(spec: &str) -> String {
+        Builtin::from_name(spec).map_or_else(|| spec.to_string(), |b| b.hf_id().to_string())
+    }
+
     /// The Hugging Face id of the model the weights come from.
     pub fn hf_id(self) -> &'static str {
         "intfloat/multilingual-e5-small"

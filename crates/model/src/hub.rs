@@ -223,6 +223,15 @@ fn check_reachable(endpoint: &str) -> std::result::Result<(), String> {
     Err(unreachable(last))
 }
 
+/// The repository path of `name` inside a module's folder (`""`: the repository root).
+fn in_folder(folder: &str, name: &str) -> String {
+    if folder.is_empty() {
+        name.to_string()
+    } else {
+        format!("{folder}/{name}")
+    }
+}
+
 /// Downloads (or, offline, finds in the cache) the files of a Hub model and returns the
 /// snapshot directory that holds them, ready for [`crate::Model::load_hf_dir`].
 pub fn fetch(spec: &HubSpec, opts: &HubOptions) -> Result<PathBuf> {
@@ -270,13 +279,7 @@ pub fn fetch(spec: &HubSpec, opts: &HubOptions) -> Result<PathBuf> {
         let root = p.parent().expect("a file in a snapshot").to_path_buf();
         let modules = st::read_modules(&root)?.expect("modules.json was fetched");
         for m in &modules {
-            let join = |name: &str| -> String {
-                if m.path.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{}/{name}", m.path)
-                }
-            };
+            let join = |name: &str| in_folder(&m.path, name);
             match m.kind {
                 ModuleKind::Transformer => tdir = m.path.clone(),
                 ModuleKind::Pooling => {
@@ -294,13 +297,7 @@ pub fn fetch(spec: &HubSpec, opts: &HubOptions) -> Result<PathBuf> {
         }
         f.get(st::ST_CONFIG_FILE, false)?;
     }
-    let in_tdir = |name: &str| -> String {
-        if tdir.is_empty() {
-            name.to_string()
-        } else {
-            format!("{tdir}/{name}")
-        }
-    };
+    let in_tdir = |name: &str| in_folder(&tdir, name);
     let config = f
         .get(&in_tdir("config.json"), true)?
         .expect("a required file");

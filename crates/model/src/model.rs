@@ -199,10 +199,10 @@ impl Model {
         if self.tokenizer.to_json() != other.tokenizer.to_json() {
             return bad("the tokenizers differ".into());
         }
-        let shape = |h: &Head| -> Vec<(usize, usize, bool, String)> {
+        let shape = |h: &Head| -> Vec<(usize, usize, bool, crate::head::Activation)> {
             h.dense
                 .iter()
-                .map(|d| (d.inp, d.out, d.b.is_some(), format!("{:?}", d.act)))
+                .map(|d| (d.inp, d.out, d.b.is_some(), d.act))
                 .collect()
         };
         if shape(&self.head) != shape(&other.head) {
@@ -216,38 +216,15 @@ impl Model {
                 .map(|(&x, &y)| (1.0 - weight) * x + weight * y)
                 .collect()
         };
-        let (a, b) = (&self.weights, &other.weights);
-        let norm = |x: &crate::weights::Norm, y: &crate::weights::Norm| crate::weights::Norm {
-            w: mix(&x.w, &y.w),
-            b: mix(&x.b, &y.b),
-        };
-        let lin = |x: &crate::weights::Linear, y: &crate::weights::Linear| crate::weights::Linear {
-            out: x.out,
-            inp: x.inp,
-            w: mix(&x.w, &y.w),
-            b: mix(&x.b, &y.b),
-        };
-        let weights = Weights {
-            word: mix(&a.word, &b.word),
-            pos: mix(&a.pos, &b.pos),
-            typ: mix(&a.typ, &b.typ),
-            emb_ln: norm(&a.emb_ln, &b.emb_ln),
-            layers: a
-                .layers
-                .iter()
-                .zip(&b.layers)
-                .map(|(x, y)| crate::weights::Layer {
-                    q: lin(&x.q, &y.q),
-                    k: lin(&x.k, &y.k),
-                    v: lin(&x.v, &y.v),
-                    ao: lin(&x.ao, &y.ao),
-                    aln: norm(&x.aln, &y.aln),
-                    fi: lin(&x.fi, &y.fi),
-                    fo: lin(&x.fo, &y.fo),
-                    oln: norm(&x.oln, &y.oln),
-                })
-                .collect(),
-        };
+        // Every tensor by its HF name (the one list of them), mixed, then rebuilt and checked.
+        let mixed = self
+            .weights
+            .named(&self.config)
+            .into_iter()
+            .zip(other.weights.named(&other.config))
+            .map(|((name, _, x), (_, _, y))| (name, mix(x, y)))
+            .collect();
+        let weights = Weights::from_named(&self.config, mixed, Path::new(&self.name))?;
         let head = Head {
             dense: self
                 .head

@@ -452,10 +452,7 @@ fn loss_config(cfg: &TrainConfig) -> LossConfig {
 /// The model card of a run's checkpoints: the base model and the settings that define the
 /// training, with `steps` of the run's steps done.
 pub(crate) fn training_card(cfg: &TrainConfig, steps: u64) -> ModelCard {
-    let base = match multiret_model::fetch::Builtin::from_name(&cfg.model) {
-        Some(b) => b.hf_id().to_string(),
-        None => cfg.model.clone(),
-    };
+    let base = multiret_model::fetch::Builtin::base_model_name(&cfg.model);
     let sampler = match cfg.sampler {
         SamplerKind::Hybrid { alpha } => {
             format!("hybrid (monolingual batch with probability {alpha})")

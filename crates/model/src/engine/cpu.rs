@@ -64,10 +64,6 @@ impl Backend for Cpu {
         Ok(n.clone())
     }
 
-    fn upload(&self, x: Vec<f32>) -> Result<Vec<f32>> {
-        Ok(x)
-    }
-
     fn buffer(&self, n: usize) -> Result<Vec<f32>> {
         Ok(vec![0.0; n])
     }

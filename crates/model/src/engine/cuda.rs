@@ -330,10 +330,6 @@ impl<D: Device> Backend for Cuda<D> {
         })
     }
 
-    fn upload(&self, x: Vec<f32>) -> Result<D::F> {
-        self.dev.upload(&x)
-    }
-
     fn buffer(&self, n: usize) -> Result<D::F> {
         self.dev.zeros(n)
     }

@@ -160,8 +160,6 @@ pub trait Backend {
     fn linear(&self, parts: &[&Linear], precision: Precision) -> Result<Self::Lin>;
     /// Prepares LayerNorm parameters.
     fn norm(&self, n: &Norm) -> Result<Self::Norm>;
-    /// A buffer with these host values.
-    fn upload(&self, x: Vec<f32>) -> Result<Self::Buf>;
     /// A buffer of `n` values (contents unspecified).
     fn buffer(&self, n: usize) -> Result<Self::Buf>;
     /// Copies host values into the start of a buffer that holds at least as many.
