@@ -1,11 +1,19 @@
-//! Side-by-side embedding throughput: multiret (f32 and bf16 weights) against candle 0.11's
-//! `BertModel` on the same weights and the same token ids. One JSON object per line.
+//! Side-by-side embedding throughput: multiret (f32 and bf16 weights) against PyTorch
+//! (transformers' `AutoModel`, f32 and bf16 autocast; the strong peer on a CPU with oneDNN and
+//! AMX) and candle 0.11's `BertModel`, on the same weights, the same token ids and the same
+//! batches. One JSON object per line.
 //!
 //! `cargo run --release -p multiret-benches --bin embed-report [-- --sentences 2000
-//! --batch-size 32 --threads 2]`
+//! --batch-size 32 --threads 2 --rounds 3 --torch PYTHON]`
+//!
+//! PyTorch is not a dependency of multiret: `--torch PYTHON` names a Python that has torch and
+//! transformers (`benches/peers/setup.sh` makes a throwaway virtual environment with them).
+//! Without it the PyTorch lines say `absent` and the ratios are against candle only. The
+//! PyTorch side is `benches/peers/torch_embed.py`, one long-lived process that loads the model
+//! once and times a pass when asked, so its rounds interleave with ours.
 //!
 //! Other flags: `--only IMPL[,IMPL...]` (any of `multiret-f32`, `multiret-bf16`,
-//! `candle-f32`; e.g. to profile one engine alone under `perf`), `--rounds N` (time each
+//! `torch-f32`, `torch-bf16`, `candle-f32`; e.g. to profile one engine alone under `perf`), `--rounds N` (time each
 //! engine N times, the engines interleaved, and report the fastest round plus all of them in
 //! `seconds_all`: for a machine shared with other work), `--model SPEC` (default `e5-small`),
 //! `--data DIR` (default `$MULTIRET_DATA`, else the repository's `data/`).
@@ -43,10 +51,21 @@ use multiret_benches::xquad::{default_data_dir, xquad_r_sentences};
 use multiret_model::{Arch, EmbedOptions, Embedder, Kind, Model, Precision};
 use serde_json::json;
 
-const IMPLS: [&str; 3] = ["multiret-f32", "multiret-bf16", "candle-f32"];
-const TARGET_F32: f64 = 2.5;
-const TARGET_BF16: f64 = 4.0;
+const IMPLS: [&str; 5] = [
+    "multiret-f32",
+    "multiret-bf16",
+    "torch-f32",
+    "torch-bf16",
+    "candle-f32",
+];
+/// Targets against PyTorch (issue 16): f32 against f32, bf16 against bf16 autocast.
+const TARGET_F32: f64 = 1.3;
+const TARGET_BF16: f64 = 2.0;
+/// A peer whose embeddings agree less than this with multiret's f32 ones (mean cosine) does
+/// not compute the same thing, and the comparison fails.
 const MIN_COSINE: f64 = 0.999;
+/// The same for bf16 peers against multiret's f32 embeddings.
+const MIN_COSINE_BF16: f64 = 0.99;
 
 struct Args {
     sentences: usize,
@@ -56,6 +75,7 @@ struct Args {
     only: Vec<String>,
     model: String,
     data: PathBuf,
+    torch: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -67,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         only: IMPLS.iter().map(|s| s.to_string()).collect(),
         model: "e5-small".into(),
         data: default_data_dir(),
+        torch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
             "--rounds" => a.rounds = num(value()?)?,
             "--model" => a.model = value()?,
             "--data" => a.data = PathBuf::from(value()?),
+            "--torch" => a.torch = Some(PathBuf::from(value()?)),
             "--only" => {
                 a.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
                 if let Some(bad) = a.only.iter().find(|s| !IMPLS.contains(&s.as_str())) {
@@ -93,7 +115,8 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 eprintln!(
                     "embed-report [--sentences N] [--batch-size N] [--threads N] \
-                     [--rounds N] [--only IMPL,...] [--model SPEC] [--data DIR]"
+                     [--rounds N] [--only IMPL,...] [--model SPEC] [--data DIR] \
+                     [--torch PYTHON]"
                 );
                 std::process::exit(0);
             }
@@ -228,6 +251,117 @@ fn report(imp: &str, a: &Args, n: usize, tokens: usize, secs: f64) -> serde_json
     })
 }
 
+/// The PyTorch peer: `benches/peers/torch_embed.py` in a long-lived process that loaded the
+/// model and the batches once and times one pass per request.
+struct TorchPeer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    work: PathBuf,
+    /// `torch.__version__`.
+    version: String,
+}
+
+impl TorchPeer {
+    fn start(
+        python: &Path,
+        hf_dir: &Path,
+        work: &Path,
+        ids: &[Vec<u32>],
+        batches: &[Vec<usize>],
+        pad: u32,
+        threads: usize,
+    ) -> Result<TorchPeer, String> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let job = json!({
+            "model_dir": hf_dir,
+            "ids": ids,
+            "batches": batches,
+            "pad_id": pad,
+            "threads": threads,
+            "out_dir": work,
+        });
+        let job_path = work.join("torch-job.json");
+        std::fs::write(&job_path, job.to_string())
+            .map_err(|e| format!("writing {}: {e}", job_path.display()))?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/torch_embed.py");
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(&job_path)
+            .env("OMP_NUM_THREADS", threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {} {}: {e}", python.display(), script.display()))?;
+        let stdin = child.stdin.take().ok_or("no stdin for the torch peer")?;
+        let mut stdout =
+            std::io::BufReader::new(child.stdout.take().ok_or("no stdout for the torch peer")?);
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("torch peer: {e}"))?;
+        let ready: serde_json::Value = serde_json::from_str(&line).map_err(|_| {
+            format!(
+                "the torch peer ({}) did not start: is torch with transformers installed there? \
+                 (benches/peers/setup.sh makes such an environment)",
+                python.display()
+            )
+        })?;
+        Ok(TorchPeer {
+            child,
+            stdin,
+            stdout,
+            work: work.to_path_buf(),
+            version: ready["torch"].as_str().unwrap_or("?").to_string(),
+        })
+    }
+
+    /// One timed pass at `precision` (`f32` or `bf16`): the timing and the embeddings.
+    fn pass(
+        &mut self,
+        precision: &str,
+        n: usize,
+        dim: usize,
+    ) -> Result<(Timing, Vec<f32>), String> {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{precision}").map_err(|e| format!("torch peer: {e}"))?;
+        self.stdin.flush().map_err(|e| format!("torch peer: {e}"))?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("torch peer: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| format!("torch peer: unexpected answer {line:?}"))?;
+        let secs = v["seconds"]
+            .as_f64()
+            .ok_or_else(|| format!("torch peer: {line}"))?;
+        let path = self.work.join(format!("torch-{precision}.f32"));
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if bytes.len() != n * dim * 4 {
+            return Err(format!(
+                "{}: {} bytes, expected {n} x {dim} f32",
+                path.display(),
+                bytes.len()
+            ));
+        }
+        let out = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok(((secs, v["cpu_seconds"].as_f64(), None), out))
+    }
+}
+
+impl Drop for TorchPeer {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}
+
 fn load_candle(model: &Model, tmp: &Path) -> Result<BertModel, String> {
     if model.config.arch != Arch::Bert {
         return Err(format!(
@@ -235,9 +369,6 @@ fn load_candle(model: &Model, tmp: &Path) -> Result<BertModel, String> {
             model.config.arch
         ));
     }
-    model
-        .save_hf_dir(tmp, &Default::default())
-        .map_err(|e| format!("writing the HF directory: {e}"))?;
     let cfg_path = tmp.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{e}"))?;
     let cfg: CandleConfig =
@@ -314,11 +445,38 @@ fn run(a: &Args) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     let tmp =
         TempDir(std::env::temp_dir().join(format!("multiret-embed-report-{}", std::process::id())));
+    let wants_torch = wants("torch-f32") || wants("torch-bf16");
+    let torch_python = a.torch.as_ref().filter(|_| wants_torch);
+    if wants("candle-f32") || torch_python.is_some() {
+        std::fs::create_dir_all(&tmp.0).map_err(|e| format!("{}: {e}", tmp.0.display()))?;
+        model
+            .save_hf_dir(&tmp.0, &Default::default())
+            .map_err(|e| format!("writing the HF directory: {e}"))?;
+    }
     let bert = if wants("candle-f32") {
         Some(load_candle(&model, &tmp.0)?)
     } else {
         None
     };
+    let mut torch = match torch_python {
+        Some(py) => Some(TorchPeer::start(
+            py, &tmp.0, &tmp.0, &ids, &batches, pad, a.threads,
+        )?),
+        None => {
+            if wants_torch {
+                println!(
+                    "{}",
+                    json!({"bench": "embed", "impl": "torch", "status":
+                        "absent: pass --torch PYTHON (benches/peers/setup.sh makes a throwaway \
+                         virtual environment with torch and transformers)"})
+                );
+            }
+            None
+        }
+    };
+    if let Some(t) = &torch {
+        eprintln!("torch {} ready", t.version);
+    }
     let run_ours = |emb: &Embedder<'_>, imp: &str, ids: &[Vec<u32>]| {
         pool.install(|| -> Result<(Timing, Vec<f32>), String> {
             let (t, out) = timed(|| emb.embed_ids(ids, opts, &|_| {}));
@@ -350,7 +508,11 @@ fn run(a: &Args) -> Result<bool, String> {
             let res = match imp {
                 "multiret-f32" => f32_emb.as_ref().map(|e| run_ours(e, imp, &ids)),
                 "multiret-bf16" => bf16_emb.as_ref().map(|e| run_ours(e, imp, &ids)),
-                _ => bert.as_ref().map(|b| run_candle(b, &batches)),
+                "torch-f32" | "torch-bf16" if wants(imp) => torch
+                    .as_mut()
+                    .map(|t| t.pass(imp.trim_start_matches("torch-"), n, dim)),
+                "candle-f32" => bert.as_ref().map(|b| run_candle(b, &batches)),
+                _ => None,
             };
             let Some(res) = res else { continue };
             let (timing, out) = res?;
@@ -372,6 +534,8 @@ fn run(a: &Args) -> Result<bool, String> {
             }
         }
     }
+    let torch_version = torch.as_ref().map(|t| t.version.clone());
+    drop(torch);
     drop(bert);
     drop(tmp);
 
@@ -384,6 +548,9 @@ fn run(a: &Args) -> Result<bool, String> {
             .min_by(|x, y| x.0.total_cmp(&y.0))
             .expect("at least one round");
         let mut line = report(imp, a, n, tokens, best);
+        if imp.starts_with("torch") {
+            line["torch"] = json!(torch_version);
+        }
         if let Some(c) = best_cpu {
             line["cpu_seconds"] = json!(round(c, 2));
         }
@@ -403,10 +570,15 @@ fn run(a: &Args) -> Result<bool, String> {
             let min = c.iter().copied().fold(f64::INFINITY, f64::min);
             line["mean_cosine_vs_multiret_f32"] = json!(round(mean, 6));
             line["min_cosine_vs_multiret_f32"] = json!(round(min, 6));
-            if *imp == "candle-f32" && (mean.is_nan() || mean < MIN_COSINE) {
+            let floor = if imp.ends_with("bf16") {
+                MIN_COSINE_BF16
+            } else {
+                MIN_COSINE
+            };
+            if mean.is_nan() || mean < floor {
                 eprintln!(
-                    "FAILED: candle and multiret f32 embeddings disagree: mean cosine {mean:.6} \
-                     < {MIN_COSINE} (min {min:.6}); the throughput comparison is not valid"
+                    "FAILED: {imp} and multiret-f32 embeddings disagree: mean cosine {mean:.6} \
+                     < {floor} (min {min:.6}); the throughput comparison is not valid"
                 );
                 ok = false;
             }
@@ -416,28 +588,32 @@ fn run(a: &Args) -> Result<bool, String> {
     }
 
     let get = |k: &str| tps.iter().find(|(i, _)| *i == k).map(|&(_, t)| t);
-    if let Some(c) = get("candle-f32") {
-        let ratio = |k: &str| get(k).map(|t| round(t / c, 2));
-        let (rf, rb) = (ratio("multiret-f32"), ratio("multiret-bf16"));
-        let meets = |r: Option<f64>, target: f64| r.map(|r| r >= target);
-        if rf.is_none() && rb.is_none() {
-            return Ok(ok);
-        }
+    let ratio = |ours: &str, peer: &str| get(ours).zip(get(peer)).map(|(o, p)| round(o / p, 2));
+    let pairs = [
+        ("multiret-f32", "torch-f32"),
+        ("multiret-bf16", "torch-bf16"),
+        ("multiret-f32", "candle-f32"),
+        ("multiret-bf16", "candle-f32"),
+    ];
+    let ratios: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .filter_map(|&(o, p)| ratio(o, p).map(|r| (format!("{o}/{p}"), json!(r))))
+        .collect();
+    if !ratios.is_empty() {
+        let f32_vs_torch = ratio("multiret-f32", "torch-f32");
+        let bf16_vs_torch = ratio("multiret-bf16", "torch-bf16");
         println!(
             "{}",
             json!({
                 "bench": "embed",
-                "ratios": {
-                    "multiret-f32/candle-f32": rf,
-                    "multiret-bf16/candle-f32": rb,
-                },
+                "ratios": ratios,
                 "targets": {
-                    "multiret-f32/candle-f32": TARGET_F32,
-                    "multiret-bf16/candle-f32": TARGET_BF16,
+                    "multiret-f32/torch-f32": TARGET_F32,
+                    "multiret-bf16/torch-bf16": TARGET_BF16,
                 },
                 "meets_targets": {
-                    "f32": meets(rf, TARGET_F32),
-                    "bf16": meets(rb, TARGET_BF16),
+                    "f32": f32_vs_torch.map(|r| r >= TARGET_F32),
+                    "bf16": bf16_vs_torch.map(|r| r >= TARGET_BF16),
                 },
                 "threads": a.threads,
                 "batch_size": a.batch_size,
