@@ -35,7 +35,9 @@ pub mod head;
 pub mod hub;
 mod model;
 pub mod st;
+pub mod table;
 pub mod tokenizer;
+pub mod unigram;
 pub mod weights;
 
 pub use card::ModelCard;
@@ -46,5 +48,6 @@ pub use fetch::default_cache_dir;
 pub use gpu::{GpuEmbedder, GpuEncoder};
 pub use head::{Activation, Dense, Head};
 pub use model::{embed_ids_with, resolve, EmbedOptions, Embedder, Kind, Model};
+pub use table::Table;
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;

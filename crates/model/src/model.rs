@@ -54,7 +54,7 @@ impl Model {
         }
         if let Some(b) = Builtin::from_name(spec) {
             let dir = fetch::fetch(b, cache, true)?;
-            let mut m = Model::load_bin(&dir.join("model.bin"))?;
+            let mut m = Model::load_builtin_dir(&dir)?;
             m.name = spec.to_string();
             return Ok(m);
         }
@@ -84,16 +84,19 @@ impl Model {
 
     /// Loads an E5S1 `.bin` (E5 settings).
     pub fn load_bin(path: &Path) -> Result<Model> {
-        let parsed = crate::e5s1::load(path)?;
-        let sibling = path.parent().map(|d| d.join("tokenizer.json"));
-        let tokenizer = match sibling.filter(|p| p.is_file()) {
-            Some(p) => {
-                // multilingual-E5's tokenizer class is XLMRobertaTokenizer: tokenise as
-                // transformers builds it.
-                let mut t = Tokenizer::from_file(&p)?;
-                t.split_on_whitespace();
-                t
-            }
+        let sibling = path
+            .parent()
+            .map(|d| d.join("tokenizer.json"))
+            .filter(|p| p.is_file());
+        // The tokenizer and the weights load at once, on two threads.
+        let (parsed, tokenizer) = std::thread::scope(|s| {
+            let tok = s.spawn(|| sibling.as_deref().map(e5_tokenizer).transpose());
+            let parsed = crate::e5s1::load(path);
+            (parsed, tok.join())
+        });
+        let parsed = parsed?;
+        let tokenizer = match tokenizer.map_err(|_| tokenizer_thread_panicked())?? {
+            Some(t) => t,
             None => Tokenizer::from_bin(&parsed.vocab)?,
         };
         Ok(Model {
@@ -102,6 +105,47 @@ impl Model {
             settings: EncodeSettings::e5(),
             tokenizer,
             weights: parsed.weights,
+            head: Head::default(),
+        })
+    }
+
+    /// Loads a built-in model's cache directory (`model.bin` and `tokenizer.json`, as
+    /// [`fetch::fetch`] leaves it) through its converted form: `converted/config.json` and an
+    /// f32 `converted/model.safetensors`, written (atomically) on first use from the
+    /// dequantised `model.bin` and memory-mapped from then on, so that later loads neither
+    /// dequantise nor copy the word table ([`Weights::from_safetensors_file`]).
+    /// `converted/source.json` records the size and modification time of the `model.bin` it
+    /// was made from; when they differ it is made again. When the cache cannot be written the
+    /// model loads from `model.bin` as [`Model::load_bin`] does.
+    pub fn load_builtin_dir(dir: &Path) -> Result<Model> {
+        let bin = dir.join("model.bin");
+        let conv = dir.join("converted");
+        let stamp = source_stamp(&bin)?;
+        let fresh =
+            std::fs::read_to_string(conv.join("source.json")).is_ok_and(|s| s.trim() == stamp);
+        if !fresh {
+            let m = Model::load_bin(&bin)?;
+            // Best effort: a read-only cache still loads, only more slowly.
+            let _ = write_converted(&m, &conv, &stamp);
+            return Ok(m);
+        }
+        let tok_path = dir.join("tokenizer.json");
+        let (weights, tokenizer) = std::thread::scope(|s| {
+            let tok = s.spawn(|| e5_tokenizer(&tok_path));
+            let weights = Config::from_hf_json(&conv.join("config.json")).and_then(|c| {
+                let w = Weights::from_safetensors_file(&c, &conv.join("model.safetensors"))?;
+                Ok((c, w))
+            });
+            (weights, tok.join())
+        });
+        let (config, weights) = weights?;
+        let tokenizer = tokenizer.map_err(|_| tokenizer_thread_panicked())??;
+        Ok(Model {
+            name: bin.display().to_string(),
+            config,
+            settings: EncodeSettings::e5(),
+            tokenizer,
+            weights,
             head: Head::default(),
         })
     }
@@ -119,12 +163,20 @@ impl Model {
         };
         let config = Config::from_hf_json(&tdir.join("config.json"))?;
         let st_path = tdir.join("model.safetensors");
-        let bytes = std::fs::read(&st_path).map_err(|e| ModelError::io(&st_path, e))?;
-        let weights = Weights::from_safetensors(&config, &bytes, &st_path)?;
-        let mut tokenizer = Tokenizer::from_file(&tdir.join("tokenizer.json"))?;
-        if st::builds_xlmr_tokenizer(&tdir)? {
-            tokenizer.split_on_whitespace();
-        }
+        // The tokenizer and the weights load at once, on two threads.
+        let (weights, tokenizer) = std::thread::scope(|s| {
+            let tok = s.spawn(|| -> Result<Tokenizer> {
+                let mut t = Tokenizer::from_file(&tdir.join("tokenizer.json"))?;
+                if st::builds_xlmr_tokenizer(&tdir)? {
+                    t.split_on_whitespace();
+                }
+                Ok(t)
+            });
+            let w = Weights::from_safetensors_file(&config, &st_path);
+            (w, tok.join())
+        });
+        let weights = weights?;
+        let tokenizer = tokenizer.map_err(|_| tokenizer_thread_panicked())??;
         let (settings, head) = match &modules {
             Some(m) => st::read_settings(dir, m, &tdir, &config)?,
             None => (legacy_settings(dir)?, Head::default()),
@@ -318,6 +370,44 @@ impl Model {
             encoder: Encoder::new(&self.config, &self.weights, precision)?,
         })
     }
+}
+
+/// multilingual-E5's `tokenizer.json`, tokenising as transformers builds its class
+/// (`XLMRobertaTokenizer`; see [`Tokenizer::split_on_whitespace`]).
+fn e5_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let mut t = Tokenizer::from_file(path)?;
+    t.split_on_whitespace();
+    Ok(t)
+}
+
+fn tokenizer_thread_panicked() -> ModelError {
+    ModelError::Tokenizer("the tokenizer loading thread panicked".into())
+}
+
+/// What identifies a built-in `model.bin` for its converted cache: its size and modification
+/// time, and the layout version of the converted files.
+fn source_stamp(bin: &Path) -> Result<String> {
+    let meta = std::fs::metadata(bin).map_err(|e| ModelError::io(bin, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok(format!(
+        "{{\"layout\": 1, \"model_bin_bytes\": {}, \"model_bin_mtime_ns\": {mtime}}}",
+        meta.len()
+    ))
+}
+
+/// Writes the converted form of a built-in model (see [`Model::load_builtin_dir`]); the stamp
+/// goes last, so a partial conversion is never taken for a complete one.
+fn write_converted(m: &Model, conv: &Path, stamp: &str) -> Result<()> {
+    std::fs::create_dir_all(conv).map_err(|e| ModelError::io(conv, e))?;
+    multiret_data::write_atomic(&conv.join("config.json"), m.config.to_hf_json().as_bytes())?;
+    let st = m.weights.to_safetensors(&m.config)?;
+    multiret_data::write_atomic(&conv.join("model.safetensors"), &st)?;
+    multiret_data::write_atomic(&conv.join("source.json"), stamp.as_bytes())?;
+    Ok(())
 }
 
 /// The settings of a directory without `modules.json`: its `multiret.json` if any (older

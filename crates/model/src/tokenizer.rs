@@ -22,12 +22,14 @@ use tokenizers::Model as _;
 
 use crate::e5s1::BinVocab;
 use crate::error::{ModelError, Result};
+use crate::unigram::{HfTokenizer, TokModel};
 
 /// A tokenizer producing model input ids.
 #[derive(Clone)]
 pub enum Tokenizer {
-    /// A genuine HF `tokenizer.json`.
-    Hf(Box<tokenizers::Tokenizer>),
+    /// A genuine HF `tokenizer.json` (its Unigram model, if it has one, as
+    /// [`crate::unigram::FastUnigram`]).
+    Hf(Box<HfTokenizer>),
     /// Rebuilt from an E5S1 vocabulary.
     Bin(Box<BinTokenizer>),
 }
@@ -151,8 +153,21 @@ impl Tokenizer {
     /// Loads an HF `tokenizer.json` (its own padding and truncation settings are replaced by
     /// the encoder's).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let mut t = tokenizers::Tokenizer::from_file(path)
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let mut t: HfTokenizer = serde_json::from_str(&text)
             .map_err(|e| ModelError::format(path, format!("not a usable tokenizer.json: {e}")))?;
+        t.with_padding(None);
+        Ok(Tokenizer::Hf(Box::new(t)))
+    }
+
+    /// A tokenizer built with the `tokenizers` crate's API (through its `tokenizer.json`
+    /// form).
+    pub fn from_tokenizers(t: &tokenizers::Tokenizer) -> Result<Self> {
+        let json = t
+            .to_string(false)
+            .map_err(|e| ModelError::Tokenizer(format!("serialising the tokenizer: {e}")))?;
+        let mut t: HfTokenizer = serde_json::from_str(&json)
+            .map_err(|e| ModelError::Tokenizer(format!("reading the tokenizer back: {e}")))?;
         t.with_padding(None);
         Ok(Tokenizer::Hf(Box::new(t)))
     }
@@ -244,10 +259,13 @@ impl Tokenizer {
         let Tokenizer::Hf(t) = self else { return None };
         use tokenizers::models::ModelWrapper;
         let family = match t.get_model() {
-            ModelWrapper::Unigram(_) => TokenizerFamily::Unigram,
-            ModelWrapper::WordPiece(_) => TokenizerFamily::WordPiece,
-            ModelWrapper::BPE(_) => TokenizerFamily::Bpe,
-            ModelWrapper::WordLevel(_) => TokenizerFamily::WordLevel,
+            TokModel::Unigram(_) => TokenizerFamily::Unigram,
+            TokModel::Other(m) => match **m {
+                ModelWrapper::Unigram(_) => TokenizerFamily::Unigram,
+                ModelWrapper::WordPiece(_) => TokenizerFamily::WordPiece,
+                ModelWrapper::BPE(_) => TokenizerFamily::Bpe,
+                ModelWrapper::WordLevel(_) => TokenizerFamily::WordLevel,
+            },
         };
         let mut special: Vec<(u32, String)> = t
             .get_added_tokens_decoder()

@@ -7,6 +7,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::Config;
 use crate::error::{ModelError, Result};
+use crate::table::{MappedFile, Table};
 
 /// A dense layer: `y = x W^T + b`, `W` row-major `[out, in]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +55,9 @@ pub struct Layer {
 /// All weights of an encoder, f32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
-    /// `[vocab, hidden]`.
-    pub word: Vec<f32>,
+    /// `[vocab, hidden]`: owned, or read in place from a memory-mapped safetensors file
+    /// ([`Weights::from_safetensors_file`]).
+    pub word: Table,
     /// `[max_pos, hidden]`.
     pub pos: Vec<f32>,
     /// `[type_vocab, hidden]`.
@@ -183,10 +185,37 @@ impl Weights {
         }
     }
 
-    /// Builds the weights from a map of HF-named f32 tensors, checking every shape.
-    pub fn from_named(c: &Config, mut t: BTreeMap<String, Vec<f32>>, path: &Path) -> Result<Self> {
+    /// Builds the weights from a map of HF-named f32 tensors, checking every shape and that
+    /// every value is finite.
+    pub fn from_named(c: &Config, t: BTreeMap<String, Vec<f32>>, path: &Path) -> Result<Self> {
+        Weights::from_parts(c, t, None, path)
+    }
+
+    /// [`Weights::from_named`] with the word table given apart (`word`, e.g. mapped; its
+    /// shape is checked, its values are not read: the engines check the rows they gather).
+    fn from_parts(
+        c: &Config,
+        mut t: BTreeMap<String, Vec<f32>>,
+        word: Option<Table>,
+        path: &Path,
+    ) -> Result<Self> {
+        const WORD: &str = "embeddings.word_embeddings.weight";
         for (name, shape) in tensor_specs(c) {
             let n: usize = shape.iter().product();
+            if name == WORD {
+                if let Some(w) = &word {
+                    if w.len() != n {
+                        return Err(ModelError::format(
+                            path,
+                            format!(
+                                "tensor {name} has {} elements, config needs {shape:?} = {n}",
+                                w.len()
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+            }
             match t.get(&name) {
                 None => return Err(ModelError::format(path, format!("missing tensor {name}"))),
                 Some(v) if v.len() != n => {
@@ -209,7 +238,10 @@ impl Weights {
         }
         let mut take = |n: &str| t.remove(n).expect("checked above");
         let h = c.hidden;
-        let word = take("embeddings.word_embeddings.weight");
+        let word = match word {
+            Some(w) => w,
+            None => take(WORD).into(),
+        };
         let pos = take("embeddings.position_embeddings.weight");
         let typ = take("embeddings.token_type_embeddings.weight");
         let emb_ln = Norm {
@@ -298,7 +330,7 @@ impl Weights {
             })
             .collect();
         Weights {
-            word: vec(c.vocab * h, 1.0),
+            word: vec(c.vocab * h, 1.0).into(),
             pos: vec(c.max_pos * h, 0.5),
             typ: vec(c.type_vocab * h, 0.5),
             emb_ln: norm(&mut vec),
@@ -354,6 +386,36 @@ impl Weights {
             map.insert(canon, vals);
         }
         Weights::from_named(c, map, path)
+    }
+
+    /// Reads an HF safetensors file like [`Weights::from_safetensors`], memory-mapping it: an
+    /// f32 word table stays in the file and is read in place (only the rows a batch uses are
+    /// ever loaded; see [`Table`]), the other tensors are copied out. The file must not be
+    /// modified while the weights live (model files are replaced, not edited, by the tools
+    /// that write them; multiret writes atomically).
+    pub fn from_safetensors_file(c: &Config, path: &Path) -> Result<Self> {
+        let file = MappedFile::open(path).map_err(|e| ModelError::io(path, e))?;
+        let bytes = file.bytes();
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| ModelError::format(path, format!("not a valid safetensors file: {e}")))?;
+        let mut map = BTreeMap::new();
+        let mut word = None;
+        for (name, view) in st.tensors() {
+            let Some(canon) = canonical_name(&name) else {
+                continue;
+            };
+            if canon == "embeddings.word_embeddings.weight" && view.dtype() == Dtype::F32 {
+                let data = view.data();
+                // The tensor's data is a slice of the mapped bytes: its offset in the file.
+                let offset = data.as_ptr() as usize - bytes.as_ptr() as usize;
+                word = Table::mapped(file.clone(), offset, data.len() / 4);
+                if word.is_some() {
+                    continue;
+                }
+            }
+            map.insert(canon, tensor_f32(&view, &name, path)?);
+        }
+        Weights::from_parts(c, map, word, path)
     }
 
     /// Serialises as HF safetensors (f32, HF names).

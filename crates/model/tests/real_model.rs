@@ -148,3 +148,87 @@ fn bin_tokenizer_is_close_to_the_genuine_one() {
         rows.len()
     );
 }
+
+/// Every text of the shipped XQuAD-R and MLQA-R (questions with the query prefix, sentences
+/// and paragraphs with the passage prefix, and bare): multiret's `tokenizer.json` reader (its
+/// fast Unigram model) gives the ids of the `tokenizers` crate's own reader, with the file's
+/// pre-tokenizer and with the white-space split multiret uses for E5.
+#[test]
+fn fast_unigram_tokenizer_matches_tokenizers_on_the_data() {
+    let dir = multiret_model::fetch::fetch(
+        multiret_model::fetch::Builtin::E5Small,
+        &multiret_model::default_cache_dir(),
+        true,
+    )
+    .unwrap();
+    let path = dir.join("tokenizer.json");
+    let ours = multiret_model::Tokenizer::from_file(&path).unwrap();
+    let mut theirs = tokenizers::Tokenizer::from_file(&path).unwrap();
+    theirs.with_padding(None);
+    let mut ours_split = ours.clone();
+    assert!(ours_split.split_on_whitespace());
+    // `tokenizers`' own Unigram model under the same split pre-tokenizer.
+    let theirs_split = {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&theirs.to_string(false).unwrap()).unwrap();
+        let meta = v["pre_tokenizer"].clone();
+        v["pre_tokenizer"] = serde_json::json!({
+            "type": "Sequence",
+            "pretokenizers": [{"type": "WhitespaceSplit"}, meta],
+        });
+        let t: tokenizers::Tokenizer = v.to_string().parse().unwrap();
+        t
+    };
+    let data = multiret_data::repository_data_dir();
+    let mut texts: Vec<String> = Vec::new();
+    for name in ["xquad-r", "mlqa-r"] {
+        let ds = multiret_data::lareqa::load_lareqa_dir(&data.join(name)).unwrap();
+        for l in &ds.langs {
+            for q in &l.questions {
+                texts.push(format!("query: {}", q.text));
+                texts.push(q.text.clone());
+            }
+            for c in &l.candidates {
+                texts.push(format!("passage: {}", c.text));
+            }
+            texts.extend(l.contexts.iter().map(|c| format!("passage: {c}")));
+        }
+    }
+    texts.sort();
+    texts.dedup();
+    assert!(texts.len() > 50_000, "{} texts", texts.len());
+    let big = 1 << 20;
+    let mut checked = 0;
+    for t in &texts {
+        let want = theirs.encode(t.as_str(), true).unwrap().get_ids().to_vec();
+        assert_eq!(ours.encode(t, big).unwrap(), want, "{t:?}");
+        let want = theirs_split
+            .encode(t.as_str(), true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        assert_eq!(ours_split.encode(t, big).unwrap(), want, "{t:?} (split)");
+        checked += 1;
+    }
+    assert_eq!(checked, texts.len());
+}
+
+/// The built-in model loads through its converted cache (an f32 safetensors with the word
+/// table memory-mapped) to exactly what the E5S1 file gives.
+#[test]
+fn converted_cache_loads_the_same_model() {
+    let cache = multiret_model::default_cache_dir();
+    let dir = multiret_model::fetch::fetch(multiret_model::fetch::Builtin::E5Small, &cache, true)
+        .unwrap();
+    let _ = Model::load("e5-small", &cache).unwrap(); // writes the cache if it is not there
+    let converted = Model::load("e5-small", &cache).unwrap();
+    assert!(
+        converted.weights.word.is_mapped(),
+        "loaded from the converted cache"
+    );
+    let bin = Model::load_bin(&dir.join("model.bin")).unwrap();
+    assert_eq!(converted.config, bin.config);
+    assert_eq!(converted.settings, bin.settings);
+    assert!(converted.weights == bin.weights, "the weights differ");
+    assert_eq!(converted.tokenizer.to_json(), bin.tokenizer.to_json());
+}

@@ -254,7 +254,7 @@ fn word_level_tokenizer(vocab: &BinVocab) -> Tokenizer {
             .build()
             .unwrap(),
     ));
-    Tokenizer::Hf(Box::new(t))
+    Tokenizer::from_tokenizers(&t).unwrap()
 }
 
 #[test]
@@ -366,4 +366,48 @@ fn missing_tensor_is_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("has 3 elements"), "{err}");
+}
+
+/// An HF directory's f32 word table is memory-mapped, not copied or scanned at load; a
+/// non-finite value in it is an error naming the file and the token when a batch uses that
+/// row, and rows without one embed as usual.
+#[test]
+fn mapped_word_table_rows_are_checked_when_used() {
+    let dir = std::env::temp_dir().join(format!("multiret-hf-nan-{}", std::process::id()));
+    let c = tiny_config(Arch::Bert);
+    let v = tiny_vocab(&c);
+    let mut weights = tiny_weights(&c, 5);
+    let tower = v.pieces.iter().position(|p| p == "▁tower").unwrap();
+    weights.word[tower * c.hidden + 7] = f32::NAN;
+    let m = Model {
+        name: "tiny".into(),
+        config: c.clone(),
+        settings: EncodeSettings::new(Pooling::Mean, true, Prefixes::none()),
+        tokenizer: word_level_tokenizer(&v),
+        weights,
+        head: Default::default(),
+    };
+    m.save_hf_dir(&dir, &Default::default()).unwrap();
+    let back = Model::load_hf_dir(&dir).unwrap();
+    assert!(back.weights.word.is_mapped());
+    let emb = back.embedder(Precision::F32).unwrap();
+    let run = |t: &str| {
+        emb.embed(
+            &[t],
+            multiret_model::Kind::Query,
+            EmbedOptions::default(),
+            &|_| {},
+        )
+    };
+    assert!(run("where is a b").is_ok());
+    let err = run("where is the tower").unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors")
+            && err.contains(&format!("token id {tower}"))
+            && err.contains("NaN"),
+        "{err}"
+    );
+    drop(emb);
+    drop(back);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -351,7 +351,7 @@ impl<B: Backend> TrainableEncoder<B> {
             b: read(&n.b),
         };
         Weights {
-            word: read(&self.word),
+            word: read(&self.word).into(),
             pos: read(&self.pos),
             typ: read(&self.typ),
             emb_ln: norm(&self.emb_ln),

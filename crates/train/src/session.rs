@@ -431,7 +431,7 @@ fn load_model<B: AutodiffBackend>(
 
 fn empty_weights() -> Weights {
     Weights {
-        word: Vec::new(),
+        word: Default::default(),
         pos: Vec::new(),
         typ: Vec::new(),
         emb_ln: multiret_model::weights::Norm {

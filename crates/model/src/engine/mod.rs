@@ -143,6 +143,31 @@ impl PaddedBatch {
     }
 }
 
+impl PaddedBatch {
+    /// Checks the gathered embedding rows `x` (from [`PaddedBatch::embed`]) for NaN and
+    /// infinite values. Owned tables were checked when loaded; a memory-mapped word table is
+    /// checked here, row by row as batches use it, so that a corrupted file is an error naming
+    /// it and the token, never silently different numbers.
+    pub fn check_rows(&self, x: &[f32], config: &Config, w: &Weights) -> Result<()> {
+        let h = config.hidden.max(1);
+        let Some(r) = x
+            .chunks(h)
+            .position(|row| row.iter().any(|v| !v.is_finite()))
+        else {
+            return Ok(());
+        };
+        let len = self.len.max(1);
+        let (id, _) = self.token(r / len, r % len, config);
+        let file = w
+            .word
+            .source()
+            .map_or("the model".to_string(), |p| p.display().to_string());
+        Err(ModelError::Input(format!(
+            "{file}: the embedding row of token id {id} holds NaN or infinite values"
+        )))
+    }
+}
+
 /// The operations of one layer, on a device. Buffers hold `rows x cols` row-major f32 values.
 pub trait Backend {
     /// An activation buffer.
@@ -346,6 +371,7 @@ impl<'w, B: Backend> Engine<'w, B> {
             )));
         }
         let x = batch.embed(&self.cfg, &self.tables, par);
+        batch.check_rows(&x, &self.cfg, &self.tables)?;
         Ok(Prepared { batch, x })
     }
 
