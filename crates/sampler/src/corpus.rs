@@ -51,6 +51,12 @@ pub struct Texts<'a> {
     pub positive_context: Option<Cow<'a, str>>,
     /// The hard negatives, in the passage language.
     pub negatives: Vec<Cow<'a, str>>,
+    /// The hard negatives of the query-language version (empty when the query and passage
+    /// languages are the same): for LAReQA context negatives, the other sentences of the
+    /// paragraph in the query's language.
+    pub query_negatives: Vec<Cow<'a, str>>,
+    /// The pair's topic ([`Corpus::topic`]).
+    pub topic: Option<u64>,
 }
 
 impl Texts<'_> {
@@ -65,6 +71,12 @@ impl Texts<'_> {
                 .into_iter()
                 .map(|n| Cow::Owned(n.into_owned()))
                 .collect(),
+            query_negatives: self
+                .query_negatives
+                .into_iter()
+                .map(|n| Cow::Owned(n.into_owned()))
+                .collect(),
+            topic: self.topic,
         }
     }
 }
@@ -112,6 +124,8 @@ pub struct Corpus {
     langs: Vec<LangId>,
     store: Store,
     stats: LoadStats,
+    /// Per group: the topic ([`Corpus::topic`]), when the loader knows them.
+    topics: Option<Vec<Option<u64>>>,
 }
 
 impl Corpus {
@@ -219,7 +233,21 @@ impl Corpus {
             langs,
             store,
             stats,
+            topics: None,
         })
+    }
+
+    /// Sets every group's topic from its id (see [`Corpus::topic`]).
+    pub(crate) fn with_topics(mut self, topic: impl Fn(&str) -> Option<u64>) -> Corpus {
+        self.topics = Some(self.ids.iter().map(|id| topic(id)).collect());
+        self
+    }
+
+    /// The topic of group `group`, when the loader knows it: groups with one topic draw their
+    /// positives from one source paragraph (LAReQA corpora loaded with context negatives), so
+    /// a hard negative of one may be the positive of another, or its translation.
+    pub fn topic(&self, group: usize) -> Option<u64> {
+        self.topics.as_ref()?.get(group).copied().flatten()
     }
 
     /// Renames the corpus (the name shows in errors, batch records and the fingerprint).
@@ -334,6 +362,15 @@ impl Corpus {
                         .iter()
                         .map(|n| Cow::Borrowed(n.as_str()))
                         .collect(),
+                    query_negatives: if q == p {
+                        Vec::new()
+                    } else {
+                        qe.negatives
+                            .iter()
+                            .map(|n| Cow::Borrowed(n.as_str()))
+                            .collect()
+                    },
+                    topic: self.topic(pair.group),
                 })
             }
             Store::Mmarco(store) => store.texts(pair.group, pair.query_lang, pair.passage_lang),

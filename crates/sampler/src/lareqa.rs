@@ -44,6 +44,27 @@ pub(crate) fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// an answer whose offsets lie outside its context, a question id twice in one file, or no
 /// usable question. The evaluation refuses such files, so training refuses them too.
 pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
+    load_lareqa_with(dir, unit, false)
+}
+
+/// [`load_lareqa`], and with `context_negatives` every example's hard negatives are the other
+/// sentences of its gold sentence's paragraph, in its language, in paragraph order: the
+/// distractors the evaluation ranks against. The gold sentence itself and every sentence with
+/// the gold's text are left out, and repeated texts are kept once. Every group also gets a
+/// *topic* ([`Corpus::topic`]): groups whose gold sentences lie in one paragraph (in any
+/// language) share it, so that a batch can tell which negatives of one pair may be the
+/// positive, or a translation of the positive, of another.
+///
+/// Context negatives need sentence positives: with [`PassageUnit::Paragraph`] or
+/// [`PassageUnit::SentenceWithParagraph`] they are an error.
+pub fn load_lareqa_with(dir: &Path, unit: PassageUnit, context_negatives: bool) -> Result<Corpus> {
+    if context_negatives && unit != PassageUnit::Sentence {
+        return Err(SamplerError::InvalidArgument(format!(
+            "{}: context negatives (the other sentences of the gold's paragraph) need sentence \
+             positives (--passage sentence)",
+            dir.display()
+        )));
+    }
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -58,6 +79,7 @@ pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
     let mut groups: Vec<Group> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut stats = LoadStats::default();
+    let mut topics = Topics::default();
     for (lang, path) in &files {
         let bytes = std::fs::read(path).map_err(|e| SamplerError::io(path, e))?;
         // The evaluation's parser: one reading of the format (offsets, gold sentences, skips).
@@ -75,12 +97,32 @@ pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
             questions,
             ..
         } = data;
+        // The candidates of each paragraph, in order (they are contiguous in file order).
+        let mut by_paragraph: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, c) in candidates.iter().enumerate() {
+            by_paragraph.entry(c.paragraph).or_default().push(i);
+        }
         for q in questions {
             if q.text.trim().is_empty() {
                 stats.skip(&format!("{lang}: empty question"));
                 continue;
             }
             let gold = &candidates[q.gold];
+            let negatives = if context_negatives {
+                let mut seen: Vec<&str> = vec![gold.text.as_str()];
+                let mut out = Vec::new();
+                for &i in &by_paragraph[&gold.paragraph] {
+                    let t = candidates[i].text.as_str();
+                    if i != q.gold && !t.trim().is_empty() && !seen.contains(&t) {
+                        seen.push(t);
+                        out.push(t.to_string());
+                    }
+                }
+                out
+            } else {
+                Vec::new()
+            };
+            topics.link(&q.id, lang, gold.paragraph);
             let context = &contexts[gold.paragraph];
             let (positive, positive_context) = match unit {
                 PassageUnit::Sentence => (gold.text.clone(), None),
@@ -91,7 +133,7 @@ pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
                 query: q.text,
                 positive,
                 positive_context,
-                negatives: Vec::new(),
+                negatives,
             };
             let g = *index.entry(q.id.clone()).or_insert_with(|| {
                 groups.push(Group {
@@ -103,5 +145,62 @@ pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
             groups[g].versions.insert(lang.clone(), example);
         }
     }
-    Corpus::from_groups_with_stats(name, groups, stats)
+    let corpus = Corpus::from_groups_with_stats(name, groups, stats)?;
+    Ok(if context_negatives {
+        let t = topics.resolve();
+        corpus.with_topics(|id| t.get(id).copied())
+    } else {
+        corpus
+    })
+}
+
+/// Groups that share a paragraph: a union-find over (language, paragraph) keys, each group
+/// joining the keys of its language versions.
+#[derive(Default)]
+struct Topics {
+    keys: HashMap<(String, usize), usize>,
+    parent: Vec<usize>,
+    first: HashMap<String, usize>,
+}
+
+impl Topics {
+    fn key(&mut self, lang: &str, paragraph: usize) -> usize {
+        let n = self.parent.len();
+        let k = *self.keys.entry((lang.to_string(), paragraph)).or_insert(n);
+        if k == n {
+            self.parent.push(n);
+        }
+        k
+    }
+
+    fn find(&mut self, mut k: usize) -> usize {
+        while self.parent[k] != k {
+            self.parent[k] = self.parent[self.parent[k]];
+            k = self.parent[k];
+        }
+        k
+    }
+
+    /// Group `id`'s version in `lang` has its gold in `paragraph`.
+    fn link(&mut self, id: &str, lang: &str, paragraph: usize) {
+        let k = self.key(lang, paragraph);
+        match self.first.get(id) {
+            Some(&f) => {
+                let (a, b) = (self.find(f), self.find(k));
+                self.parent[a] = b;
+            }
+            None => {
+                self.first.insert(id.to_string(), k);
+            }
+        }
+    }
+
+    /// Each group's topic: its paragraph cluster's root.
+    fn resolve(mut self) -> HashMap<String, u64> {
+        let first = std::mem::take(&mut self.first);
+        first
+            .into_iter()
+            .map(|(id, k)| (id, self.find(k) as u64))
+            .collect()
+    }
 }

@@ -71,7 +71,7 @@ mod split;
 pub use corpus::{Corpus, Example, Group, LangId, LoadStats, Texts};
 pub use error::{Result, SamplerError};
 pub use jsonl::load_jsonl;
-pub use lareqa::{load_lareqa, PassageUnit};
+pub use lareqa::{load_lareqa, load_lareqa_with, PassageUnit};
 pub use mmarco::{load_mmarco, MmarcoOptions};
 pub use rng::{bounded, partial_shuffle};
 pub use sampler::{

@@ -187,6 +187,8 @@ impl MmarcoStore {
             positive: Cow::Owned(positive),
             positive_context: None,
             negatives,
+            query_negatives: Vec::new(),
+            topic: None,
         })
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::Corpus;
 use crate::error::{Result, SamplerError};
 use crate::jsonl::load_jsonl;
-use crate::lareqa::{json_files, load_lareqa, PassageUnit};
+use crate::lareqa::{json_files, load_lareqa_with, PassageUnit};
 use crate::mmarco::{load_mmarco, MmarcoOptions};
 
 /// Dataset names resolved inside the data directory.
@@ -20,6 +20,10 @@ pub struct LoadOptions {
     pub unit: PassageUnit,
     /// Options of mMARCO corpora.
     pub mmarco: MmarcoOptions,
+    /// LAReQA corpora get the other sentences of each gold's paragraph as hard negatives, and
+    /// topics ([`load_lareqa_with`]). Other corpora keep the negatives they have.
+    #[serde(default)]
+    pub context_negatives: bool,
 }
 
 /// One entry of a comma-separated training spec list: `SPEC` or `SPEC:WEIGHT`.
@@ -92,7 +96,7 @@ fn resolve(spec: &str, data_dir: &Path) -> Result<PathBuf> {
 /// Loads one corpus from a spec:
 /// - `mlqa-r`, `xquad-r`: the LAReQA directory of that name inside `data_dir`;
 /// - a directory with `triples.tsv`: an mMARCO corpus ([`load_mmarco`]);
-/// - a directory with `LANG.json` files: a LAReQA corpus ([`load_lareqa`]);
+/// - a directory with `LANG.json` files: a LAReQA corpus ([`load_lareqa_with`]);
 /// - a file: a JSONL corpus ([`load_jsonl`]).
 ///
 /// The corpus is named after the spec.
@@ -102,7 +106,7 @@ pub fn load_corpus(spec: &str, data_dir: &Path, options: &LoadOptions) -> Result
         if path.join("triples.tsv").is_file() {
             load_mmarco(&path, &options.mmarco)?
         } else if !json_files(&path)?.is_empty() {
-            load_lareqa(&path, options.unit)?
+            load_lareqa_with(&path, options.unit, options.context_negatives)?
         } else {
             return Err(SamplerError::bad_file(
                 &path,

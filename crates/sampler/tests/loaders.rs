@@ -469,3 +469,70 @@ fn specs_dispatch_on_what_the_path_is() {
     let (_, weights) = load_train(&format!("xquad-r,{}", jsonl.display()), &data, &opts).unwrap();
     assert_eq!(weights, None);
 }
+
+#[test]
+fn lareqa_context_negatives_are_the_other_sentences_of_the_paragraph() {
+    use multiret_sampler::load_lareqa_with;
+    let dir = lareqa_fixture();
+    let c = load_lareqa_with(&dir, PassageUnit::Sentence, true).unwrap();
+    // q1 de -> en: the English paragraph's other sentences, and the German ones apart.
+    let t = c
+        .texts(&PairRef {
+            group: 0,
+            query_lang: 0,
+            passage_lang: 1,
+        })
+        .unwrap();
+    assert_eq!(t.positive, "The cat sat on the mat.");
+    assert_eq!(t.negatives, ["Ünïcödé façade héré.", "Dogs bark loudly."]);
+    assert_eq!(t.query_negatives, ["Hunde bellen."]);
+    // Mono pairs carry no second list.
+    let t = c
+        .texts(&PairRef {
+            group: 0,
+            query_lang: 0,
+            passage_lang: 0,
+        })
+        .unwrap();
+    assert_eq!(t.negatives, ["Hunde bellen."]);
+    assert!(t.query_negatives.is_empty());
+    // q1, q9 and q3 draw on the same paragraph (de and en versions of it): one topic.
+    let topics: Vec<Option<u64>> = (0..c.len()).map(|g| c.topic(g)).collect();
+    assert!(
+        topics.iter().all(|t| t.is_some() && *t == topics[0]),
+        "{topics:?}"
+    );
+    // Without the option: no negatives and no topics.
+    let plain = load_lareqa(&dir, PassageUnit::Sentence).unwrap();
+    assert_eq!(plain.topic(0), None);
+    // Paragraph positives have no other sentences to offer.
+    let err = load_lareqa_with(&dir, PassageUnit::Paragraph, true).unwrap_err();
+    assert!(err.to_string().contains("--passage sentence"), "{err}");
+}
+
+#[test]
+fn lareqa_topics_separate_groups_of_other_paragraphs() {
+    use multiret_sampler::load_lareqa_with;
+    let dir = temp_dir("lareqa-topics");
+    let (c1, b1) = paragraph(&["Alpha one.", "Alpha two."]);
+    let (c2, b2) = paragraph(&["Beta one.", "Beta one.", "Beta two."]);
+    let en = squad(vec![
+        json!({"context": c1, "sentence_breaks": b1, "sentences": ["Alpha one.", "Alpha two."],
+               "qas": [qa("a", "A?", "Alpha", 0)]}),
+        json!({"context": c2, "sentence_breaks": b2,
+               "sentences": ["Beta one.", "Beta one.", "Beta two."],
+               "qas": [qa("b", "B?", "Beta", 0)]}),
+    ]);
+    write(&dir.join("en.json"), &en);
+    let c = load_lareqa_with(&dir, PassageUnit::Sentence, true).unwrap();
+    assert_ne!(c.topic(0), c.topic(1));
+    let t = c
+        .texts(&PairRef {
+            group: 1,
+            query_lang: 0,
+            passage_lang: 0,
+        })
+        .unwrap();
+    // The repeated gold text is never a negative.
+    assert_eq!(t.negatives, ["Beta two."]);
+}
