@@ -68,6 +68,7 @@ pub fn build(args: &SampleArgs) -> anyhow::Result<(Vec<Corpus>, Sampler)> {
     let options = LoadOptions {
         unit: args.passage.unit_or(PassageUnit::default()),
         mmarco,
+        context_negatives: false,
     };
     let (corpora, weights) = load_train(&args.train, &args.data.dir(), &options)
         .with_context(|| format!("loading --train {}", args.train))?;

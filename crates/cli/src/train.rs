@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use anyhow::Context as _;
 use clap::{Arg, Args};
-use multiret_train::{train, TrainConfig};
+use multiret_train::{train, NegativeLangs, TrainConfig};
 
 use crate::args::{
     device_name, show_default, CacheArgs, DataDirArgs, DeviceArgs, ModelArgs, PassageArgs,
@@ -42,6 +42,8 @@ fn show_train_default(arg: Arg) -> Arg {
         "accumulate" => d.accumulate.to_string(),
         "weight_decay" => d.adamw.weight_decay.to_string(),
         "mmarco_negatives" => d.mmarco_negatives.to_string(),
+        "context_negatives" => d.context_negatives.to_string(),
+        "negative_langs" => d.negative_langs.name().to_string(),
         "device" => device_name(d.device),
         "passage" => {
             let arg = arg.value_parser(PassageChoice::parser_of(TRAIN_PASSAGES));
@@ -141,6 +143,16 @@ pub struct TrainArgs {
     /// Hard negatives read per query from mMARCO corpora.
     #[arg(long, value_name = "N")]
     pub mmarco_negatives: Option<usize>,
+    /// In-context hard negatives for LAReQA corpora (MLQA-R, XQuAD-R): the other sentences of
+    /// the gold's paragraph, N drawn per pair and language each step, shared with every query
+    /// of the batch but those on the same paragraph (0: none; needs --passage sentence).
+    #[arg(long, value_name = "N")]
+    pub context_negatives: Option<usize>,
+    /// Languages of the in-context negatives of cross pairs: the passage's, the query's, or
+    /// both (a wrong sentence in the query's own language must lose to the right one in
+    /// another).
+    #[arg(long, value_name = "LANGS", value_parser = ["passage", "query", "both"])]
+    pub negative_langs: Option<String>,
     /// Most tokens per text, special tokens included [default: the model's positions].
     #[arg(long, value_name = "N")]
     pub max_len: Option<usize>,
@@ -187,6 +199,14 @@ impl TrainArgs {
         c.bf16_matmul |= self.bf16;
         given(&mut c.max_len, self.max_len.map(Some));
         given(&mut c.max_negatives, self.max_negatives.map(Some));
+        given(&mut c.context_negatives, self.context_negatives);
+        if let Some(l) = &self.negative_langs {
+            c.negative_langs = match l.as_str() {
+                "passage" => NegativeLangs::Passage,
+                "query" => NegativeLangs::Query,
+                _ => NegativeLangs::Both,
+            };
+        }
         given(&mut c.seed, self.seed);
         given(&mut c.checkpoint_every, self.checkpoint_every.map(Some));
         given(&mut c.keep_checkpoints, self.keep_checkpoints);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use multiret_sampler::{PassageUnit, SamplerKind};
 
+use crate::data::{NegativeDraw, NegativeLangs};
 use crate::error::{Result, TrainError};
 use crate::optim::{AdamWParams, LinearSchedule};
 
@@ -78,6 +79,14 @@ pub struct TrainConfig {
     pub max_len: Option<usize>,
     /// Hard negatives per pair (drawn at random when a pair has more; `None`: all).
     pub max_negatives: Option<usize>,
+    /// In-context hard negatives of LAReQA corpora: the other sentences of the gold's
+    /// paragraph, this many drawn per pair and language each step (0: none). `max_negatives`,
+    /// when set, caps instead.
+    #[serde(default)]
+    pub context_negatives: usize,
+    /// The languages of in-context hard negatives for cross pairs.
+    #[serde(default)]
+    pub negative_langs: NegativeLangs,
     /// Seed of the sampler, the validation split and the negatives' draws.
     pub seed: u64,
     /// Save a resumable checkpoint every this many steps.
@@ -134,6 +143,8 @@ impl TrainConfig {
     pub const DEFAULT_ACCUMULATE: usize = 1;
     /// Default [`seed`](Self::seed).
     pub const DEFAULT_SEED: u64 = 0;
+    /// Default [`context_negatives`](Self::context_negatives): none.
+    pub const DEFAULT_CONTEXT_NEGATIVES: usize = 0;
     /// Default [`keep_checkpoints`](Self::keep_checkpoints).
     pub const DEFAULT_KEEP_CHECKPOINTS: usize = 1;
     /// Default [`val_groups`](Self::val_groups): no validation.
@@ -187,6 +198,8 @@ impl TrainConfig {
             cpu_kernels: true,
             max_len: None,
             max_negatives: None,
+            context_negatives: Self::DEFAULT_CONTEXT_NEGATIVES,
+            negative_langs: NegativeLangs::Both,
             seed: Self::DEFAULT_SEED,
             checkpoint_every: None,
             keep_checkpoints: Self::DEFAULT_KEEP_CHECKPOINTS,
@@ -210,6 +223,17 @@ impl TrainConfig {
             train: train.into(),
             out: out.into(),
             ..Self::defaults()
+        }
+    }
+
+    /// How batches draw their hard negatives: at most `max_negatives`, else
+    /// `context_negatives` when that is set, per pair and language list.
+    pub fn negative_draw(&self) -> NegativeDraw {
+        NegativeDraw {
+            max: self
+                .max_negatives
+                .or((self.context_negatives > 0).then_some(self.context_negatives)),
+            langs: self.negative_langs,
         }
     }
 

@@ -8,6 +8,7 @@ use multiret_sampler::{
 };
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
@@ -19,8 +20,37 @@ pub struct TokenizedBatch {
     pub queries: Vec<Vec<u32>>,
     /// Positive ids (one per query), then hard negative ids.
     pub passages: Vec<Vec<u32>>,
+    /// (query, passage) pairs the loss leaves out ([`crate::info_nce_masked`]): hard
+    /// negatives that may be another query's positive (the same text, or a sentence of the
+    /// same source paragraph, [`multiret_sampler::Corpus::topic`]).
+    pub excluded: Vec<(usize, usize)>,
     /// The batch kind.
     pub kind: BatchKind,
+}
+
+/// Which languages in-context hard negatives come in (`--negative-langs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NegativeLangs {
+    /// The passage's language only.
+    Passage,
+    /// The query's language only (the passage's for mono pairs, where the two are one).
+    Query,
+    /// Both: for cross pairs a wrong sentence in the query's own language must lose to the
+    /// right one in another language (the bias the multilingual setting measures).
+    #[default]
+    Both,
+}
+
+impl NegativeLangs {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            NegativeLangs::Passage => "passage",
+            NegativeLangs::Query => "query",
+            NegativeLangs::Both => "both",
+        }
+    }
 }
 
 impl TokenizedBatch {
@@ -34,20 +64,39 @@ impl TokenizedBatch {
     }
 }
 
-/// Resolves and tokenises a batch. Negatives beyond `max_negatives` are dropped at random.
+/// How a batch draws its hard negatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NegativeDraw {
+    /// At most this many per pair and language list (drawn at random; `None`: all).
+    pub max: Option<usize>,
+    /// Which lists: the passage language's, the query language's (cross pairs), or both.
+    pub langs: NegativeLangs,
+}
+
+/// Resolves and tokenises a batch. Each pair's hard negatives come from its passage-language
+/// list, its query-language list (cross pairs; [`multiret_sampler::Texts::query_negatives`]),
+/// or both, as `draw.langs` says; beyond `draw.max` per list they are drawn at random. Every
+/// negative is shared with every query of the batch, except where it may be that query's
+/// positive: a text equal to its positive, or, in corpora with topics, a negative of a pair
+/// on the query's topic (another question on the same paragraph, in any language); those
+/// pairs go into [`TokenizedBatch::excluded`]. Texts repeated among the negatives are kept
+/// once.
 pub fn tokenize_batch(
     model: &Model,
     corpus: &Corpus,
     pairs: &[PairRef],
     kind: BatchKind,
     max_len: usize,
-    max_negatives: Option<usize>,
+    draw: NegativeDraw,
     rng: &mut ChaCha8Rng,
 ) -> Result<TokenizedBatch> {
     let mut queries = Vec::with_capacity(pairs.len());
     let mut positives = Vec::with_capacity(pairs.len());
-    let mut negatives = Vec::new();
-    for p in pairs {
+    let mut raw_positives: Vec<String> = Vec::with_capacity(pairs.len());
+    let mut topics = Vec::with_capacity(pairs.len());
+    // Each negative: its text and the pair it came from.
+    let mut negatives: Vec<(String, usize)> = Vec::new();
+    for (i, p) in pairs.iter().enumerate() {
         let t = corpus.texts(p)?;
         if t.positive_context.is_some() {
             return Err(TrainError::Config(
@@ -56,14 +105,42 @@ pub fn tokenize_batch(
         }
         queries.push(model.prefixed(&t.query, Kind::Query));
         positives.push(model.prefixed(&t.positive, Kind::Passage));
-        let mut negs: Vec<_> = t.negatives.iter().collect();
-        if let Some(k) = max_negatives {
-            // The first k of a random permutation, in drawn order.
-            partial_shuffle(rng, &mut negs, k);
-            negs.truncate(k);
+        raw_positives.push(t.positive.to_string());
+        topics.push(t.topic);
+        let cross = p.query_lang != p.passage_lang;
+        let lists: &[&[std::borrow::Cow<'_, str>]] = match (draw.langs, cross) {
+            (NegativeLangs::Both, true) => &[&t.negatives, &t.query_negatives],
+            (NegativeLangs::Query, true) => &[&t.query_negatives],
+            _ => &[&t.negatives],
+        };
+        for list in lists {
+            let mut negs: Vec<_> = list.iter().collect();
+            if let Some(k) = draw.max {
+                // The first k of a random permutation, in drawn order.
+                partial_shuffle(rng, &mut negs, k);
+                negs.truncate(k);
+            }
+            for n in negs {
+                if !negatives.iter().any(|(t, _)| t == n.as_ref()) {
+                    negatives.push((n.to_string(), i));
+                }
+            }
         }
-        negatives.extend(negs.iter().map(|n| model.prefixed(n, Kind::Passage)));
     }
+    let n = pairs.len();
+    let mut excluded = Vec::new();
+    for (k, (text, from)) in negatives.iter().enumerate() {
+        for q in 0..n {
+            let same_topic = q != *from && topics[q].is_some() && topics[q] == topics[*from];
+            if same_topic || raw_positives[q] == *text {
+                excluded.push((q, n + k));
+            }
+        }
+    }
+    let negatives: Vec<String> = negatives
+        .iter()
+        .map(|(t, _)| model.prefixed(t, Kind::Passage))
+        .collect();
     let enc = |texts: &[String]| -> Result<Vec<Vec<u32>>> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         Ok(model.encode_texts_up_to(&refs, max_len)?)
@@ -73,6 +150,7 @@ pub fn tokenize_batch(
     Ok(TokenizedBatch {
         queries: enc(&queries)?,
         passages,
+        excluded,
         kind,
     })
 }
@@ -88,8 +166,8 @@ pub(crate) struct TrainData {
     pub(crate) validation: Vec<TokenizedBatch>,
     /// Most tokens per text.
     max_len: usize,
-    /// Hard negatives per pair.
-    max_negatives: Option<usize>,
+    /// How batches draw their hard negatives.
+    draw: NegativeDraw,
 }
 
 impl TrainData {
@@ -102,6 +180,7 @@ impl TrainData {
                 max_negatives: cfg.mmarco_negatives,
                 ..MmarcoOptions::default()
             },
+            context_negatives: cfg.context_negatives > 0,
         };
         let (corpora, weights) = load_train(&cfg.train, &cfg.data_dir, &options)?;
         let n_corpora = corpora.len();
@@ -124,7 +203,7 @@ impl TrainData {
             sampler,
             validation,
             max_len,
-            max_negatives: cfg.max_negatives,
+            draw: cfg.negative_draw(),
         })
     }
 
@@ -143,14 +222,7 @@ impl TrainData {
         batch: &Batch,
         rng: &mut ChaCha8Rng,
     ) -> Result<TokenizedBatch> {
-        tokenize_in(
-            model,
-            &self.corpora,
-            batch,
-            self.max_len,
-            self.max_negatives,
-            rng,
-        )
+        tokenize_in(model, &self.corpora, batch, self.max_len, self.draw, rng)
     }
 }
 
@@ -160,19 +232,11 @@ fn tokenize_in(
     corpora: &[Corpus],
     batch: &Batch,
     max_len: usize,
-    max_negatives: Option<usize>,
+    draw: NegativeDraw,
     rng: &mut ChaCha8Rng,
 ) -> Result<TokenizedBatch> {
     let corpus = &corpora[batch.corpus];
-    tokenize_batch(
-        model,
-        corpus,
-        &batch.pairs,
-        batch.kind,
-        max_len,
-        max_negatives,
-        rng,
-    )
+    tokenize_batch(model, corpus, &batch.pairs, batch.kind, max_len, draw, rng)
 }
 
 /// The fixed validation batches: `ceil(groups / b)` batches of the training sampler's kind
@@ -200,7 +264,7 @@ fn validation_batches(
     (0..groups.div_ceil(b))
         .map(|_| {
             let batch = sampler.next_batch();
-            tokenize_in(model, val, &batch, max_len, cfg.max_negatives, &mut rng)
+            tokenize_in(model, val, &batch, max_len, cfg.negative_draw(), &mut rng)
         })
         .collect()
 }

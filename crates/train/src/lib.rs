@@ -72,13 +72,13 @@ mod step;
 mod trainer;
 
 pub use config::{DeviceChoice, TrainConfig};
-pub use data::{tokenize_batch, TokenizedBatch};
+pub use data::{tokenize_batch, NegativeDraw, NegativeLangs, TokenizedBatch};
 pub use encoder::{
     l2_normalize, length_buckets, Dense, EncoderLayer, EncoderMeta, LayerNormP, TokenBatch,
     TrainableEncoder, BUCKET_OVERHEAD_TOKENS,
 };
 pub use error::{Result, TrainError};
-pub use loss::{info_nce, info_nce_reference};
+pub use loss::{info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked};
 pub use optim::{AdamWOptimizer, AdamWParams, LinearSchedule};
 pub use session::TrainSummary;
 pub use state::{StepLog, TrainerState, TRAINER_STATE_FORMAT};

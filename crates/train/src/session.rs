@@ -189,6 +189,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             &enc,
             &tb.queries,
             &tb.passages,
+            &tb.excluded,
             loss_config(cfg),
             cfg.accumulate,
             &self.device,
@@ -251,6 +252,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 &inner,
                 &vb.queries,
                 &vb.passages,
+                &vb.excluded,
                 loss_config(cfg),
                 &self.device,
             )?;

@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::encoder::TrainableEncoder;
 use crate::error::Result;
-use crate::loss::info_nce;
+use crate::loss::info_nce_masked;
 
 /// The loss settings of a step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,7 +26,8 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f32 {
 }
 
 /// The loss of a batch (`queries[i]` with positive `passages[i]`, then hard negatives in
-/// `passages[n..]`) and the gradients of every trainable parameter.
+/// `passages[n..]`, less the `excluded` (query, passage) pairs: [`info_nce_masked`]) and the
+/// gradients of every trainable parameter.
 ///
 /// With `chunks == 1`, one forward and backward pass over the whole batch. With `chunks > 1`,
 /// gradient caching (Gao et al., 2021): the embeddings of the whole batch are computed chunk
@@ -40,6 +41,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     encoder: &TrainableEncoder<B>,
     queries: &[Vec<u32>],
     passages: &[Vec<u32>],
+    excluded: &[(usize, usize)],
     loss: LossConfig,
     chunks: usize,
     device: &B::Device,
@@ -47,7 +49,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     if chunks <= 1 {
         let q = encoder.encode(queries, device)?;
         let d = encoder.encode(passages, device)?;
-        let l = info_nce(q, d, loss.temperature, loss.symmetric);
+        let l = info_nce_masked(q, d, loss.temperature, loss.symmetric, excluded);
         let value = scalar(l.clone());
         let grads = GradientsParams::from_grads(l.backward(), encoder);
         return Ok((value, grads));
@@ -64,11 +66,12 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     };
     let q_all = Tensor::<B, 2>::from_inner(embed(&q_parts)?).require_grad();
     let d_all = Tensor::<B, 2>::from_inner(embed(&d_parts)?).require_grad();
-    let l = info_nce(
+    let l = info_nce_masked(
         q_all.clone(),
         d_all.clone(),
         loss.temperature,
         loss.symmetric,
+        excluded,
     );
     let value = scalar(l.clone());
     let grads = l.backward();
@@ -95,12 +98,19 @@ pub fn loss_only<B: Backend>(
     encoder: &TrainableEncoder<B>,
     queries: &[Vec<u32>],
     passages: &[Vec<u32>],
+    excluded: &[(usize, usize)],
     loss: LossConfig,
     device: &B::Device,
 ) -> Result<f32> {
     let q = encoder.encode(queries, device)?;
     let d = encoder.encode(passages, device)?;
-    Ok(scalar(info_nce(q, d, loss.temperature, loss.symmetric)))
+    Ok(scalar(info_nce_masked(
+        q,
+        d,
+        loss.temperature,
+        loss.symmetric,
+        excluded,
+    )))
 }
 
 /// `items` in `chunks` contiguous, nearly equal, non-empty parts.

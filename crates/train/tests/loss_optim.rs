@@ -9,8 +9,9 @@ use burn::prelude::*;
 use multiret_model::config::{Arch, Pooling};
 use multiret_train::optim::{clip_grad_norm, grad_norm};
 use multiret_train::{
-    info_nce, info_nce_reference, length_buckets, loss_and_grads, AdamWOptimizer, AdamWParams,
-    FlexTrain, LinearSchedule, LossConfig, TrainableEncoder,
+    info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked, length_buckets,
+    loss_and_grads, AdamWOptimizer, AdamWParams, FlexTrain, LinearSchedule, LossConfig,
+    TrainableEncoder,
 };
 
 type Tb = FlexTrain;
@@ -65,6 +66,71 @@ fn info_nce_matches_the_f64_reference_on_random_embeddings() {
         assert!(
             (got - want).abs() < 1e-4 * want.abs().max(1.0),
             "{got} vs {want}"
+        );
+    }
+}
+
+/// Excluding (query, negative) pairs: the f64 reference that drops them, and, for a negative
+/// excluded for every query, the loss without that negative at all; the gradients through
+/// the masked loss equal those of the smaller batch, with and without gradient caching.
+#[test]
+fn masked_info_nce_drops_the_excluded_pairs() {
+    let ids = common::random_ids(7, 4, 12, 3);
+    let model = common::tiny_model(Arch::Bert, Pooling::Mean, 4);
+    let device = Default::default();
+    let enc = TrainableEncoder::<Tb>::from_weights(&model.config, &model.weights, &device).unwrap();
+    let q = enc.embed_ids(&ids[..3], &device).unwrap();
+    let d = enc.embed_ids(&ids[1..], &device).unwrap(); // 3 positives, 3 negatives
+    let excluded = [(0, 3), (2, 5), (1, 1), (0, 9)]; // the last two are ignored
+    for symmetric in [false, true] {
+        let got = value(info_nce_masked(
+            t2(&q, 3, 32),
+            t2(&d, 6, 32),
+            0.05,
+            symmetric,
+            &excluded,
+        ));
+        let want = info_nce_reference_masked(&q, &d, 32, 0.05, symmetric, &excluded);
+        let plain = info_nce_reference(&q, &d, 32, 0.05, symmetric);
+        assert!(
+            (got - want).abs() < 1e-4 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
+        assert!(
+            (want - plain).abs() > 1e-6,
+            "the exclusions change the loss"
+        );
+    }
+    // Negative 4 excluded for every query == negative 4 left out.
+    let cfg = LossConfig {
+        temperature: 0.05,
+        symmetric: false,
+    };
+    let qi = &ids[..3];
+    let di: Vec<Vec<u32>> = ids[1..].to_vec();
+    let mut without = di.clone();
+    without.remove(4);
+    let all4 = [(0, 4), (1, 4), (2, 4)];
+    let (lm, gm) = loss_and_grads(&enc, qi, &di, &all4, cfg, 1, &device).unwrap();
+    let (lc, gc) = loss_and_grads(&enc, qi, &di, &all4, cfg, 2, &device).unwrap();
+    let (lw, gw) = loss_and_grads(&enc, qi, &without, &[], cfg, 1, &device).unwrap();
+    assert!((lm - lw).abs() < 1e-5 * lw.abs().max(1.0), "{lm} vs {lw}");
+    assert!((lc - lw).abs() < 1e-5 * lw.abs().max(1.0), "{lc} vs {lw}");
+    let id = enc.layers[1].fo.w.id;
+    let get = |g: &burn::optim::GradientsParams| -> Vec<f32> {
+        g.get::<burn::backend::Flex, 2>(id)
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap()
+    };
+    let (a, b, c) = (get(&gm), get(&gw), get(&gc));
+    let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(scale > 0.0);
+    for ((x, y), z) in a.iter().zip(&b).zip(&c) {
+        assert!(
+            (x - y).abs() <= 1e-4 * scale && (z - y).abs() <= 1e-4 * scale,
+            "{x} {y} {z}"
         );
     }
 }
@@ -195,8 +261,8 @@ fn gradient_caching_gives_the_full_batch_gradient() {
         temperature: 0.05,
         symmetric: true,
     };
-    let (l1, g1) = loss_and_grads(&enc, &q, &d, cfg, 1, &device).unwrap();
-    let (l3, g3) = loss_and_grads(&enc, &q, &d, cfg, 3, &device).unwrap();
+    let (l1, g1) = loss_and_grads(&enc, &q, &d, &[], cfg, 1, &device).unwrap();
+    let (l3, g3) = loss_and_grads(&enc, &q, &d, &[], cfg, 3, &device).unwrap();
     assert!((l1 - l3).abs() < 1e-5 * l1.abs().max(1.0), "{l1} vs {l3}");
     let n1 = grad_norm::<Tb, _>(&enc, &g1);
     let n3 = grad_norm::<Tb, _>(&enc, &g3);
@@ -221,7 +287,7 @@ fn gradient_caching_gives_the_full_batch_gradient() {
     }
     // Frozen word embeddings get no gradient.
     let frozen = enc.clone().freeze_word_embeddings(true);
-    let (_, gf) = loss_and_grads(&frozen, &q, &d, cfg, 2, &device).unwrap();
+    let (_, gf) = loss_and_grads(&frozen, &q, &d, &[], cfg, 2, &device).unwrap();
     assert!(gf.get::<burn::backend::Flex, 2>(frozen.word.id).is_none());
     assert!(g1.get::<burn::backend::Flex, 2>(enc.word.id).is_some());
 }

@@ -338,7 +338,10 @@ fn hard_negatives_join_the_batch() {
             &batch.pairs,
             batch.kind,
             16,
-            max,
+            multiret_train::NegativeDraw {
+                max,
+                langs: Default::default(),
+            },
             &mut rng,
         )
         .unwrap();
@@ -347,5 +350,103 @@ fn hard_negatives_join_the_batch() {
         // The prefixes are part of the text: "query : ..." -> [CLS] query : ... [SEP].
         assert!(tb.queries.iter().all(|q| q[1] == 4 && q[2] == 6));
         assert!(tb.passages.iter().all(|p| p[1] == 5 && p.len() <= 16));
+    }
+}
+
+/// In-context negatives on the shipped XQuAD-R: per pair and language list at most the drawn
+/// number; cross pairs add the query language's list with `both`; a negative is excluded for
+/// exactly the queries on its pair's topic (other than that pair) and those whose positive
+/// has its text.
+#[test]
+fn context_negatives_are_shared_except_with_their_topic() {
+    use multiret_sampler::{load_lareqa_with, PairRef, PassageUnit};
+    use multiret_train::{NegativeDraw, NegativeLangs};
+    let f = fixture("ctx", 0);
+    let model = Model::load_hf_dir(&f.model).unwrap();
+    let dir = multiret_data::repository_data_dir().join("xquad-r");
+    let corpus = load_lareqa_with(&dir, PassageUnit::Sentence, true).unwrap();
+    // Two groups on one paragraph, and one on another.
+    let t0 = corpus.topic(0).unwrap();
+    let same = (1..corpus.len())
+        .find(|&g| corpus.topic(g) == Some(t0))
+        .unwrap();
+    let other = (1..corpus.len())
+        .find(|&g| corpus.topic(g) != Some(t0))
+        .unwrap();
+    let (de, en) = (corpus.lang_id("de").unwrap(), corpus.lang_id("en").unwrap());
+    let pairs = [
+        PairRef {
+            group: 0,
+            query_lang: de,
+            passage_lang: en,
+        },
+        PairRef {
+            group: same,
+            query_lang: de,
+            passage_lang: en,
+        },
+        PairRef {
+            group: other,
+            query_lang: de,
+            passage_lang: en,
+        },
+    ];
+    let mut rng =
+        <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(3);
+    let kind = multiret_sampler::BatchKind::Cross;
+    let draw = |max, langs| NegativeDraw { max, langs };
+    let both = multiret_train::tokenize_batch(
+        &model,
+        &corpus,
+        &pairs,
+        kind,
+        64,
+        draw(Some(2), NegativeLangs::Both),
+        &mut rng,
+    )
+    .unwrap();
+    let passage = multiret_train::tokenize_batch(
+        &model,
+        &corpus,
+        &pairs,
+        kind,
+        64,
+        draw(Some(2), NegativeLangs::Passage),
+        &mut rng,
+    )
+    .unwrap();
+    let all = multiret_train::tokenize_batch(
+        &model,
+        &corpus,
+        &pairs,
+        kind,
+        64,
+        draw(None, NegativeLangs::Passage),
+        &mut rng,
+    )
+    .unwrap();
+    let negs = |tb: &multiret_train::TokenizedBatch| tb.passages.len() - 3;
+    assert!(negs(&passage) <= 6 && negs(&passage) > 0);
+    assert!(negs(&both) > negs(&passage) && negs(&both) <= 12);
+    let paragraph_sizes: usize = pairs
+        .iter()
+        .map(|p| corpus.texts(p).unwrap().negatives.len())
+        .sum();
+    assert!(negs(&all) <= paragraph_sizes && negs(&all) >= negs(&passage));
+    // Queries 0 and 1 share a topic: each one's negatives are excluded for the other, and
+    // never for query 2, whose topic differs (its own negatives are its own distractors).
+    for tb in [&both, &passage, &all] {
+        assert!(!tb.excluded.is_empty());
+        for &(q, p) in &tb.excluded {
+            assert!(q < 2 && p >= 3, "{:?}", tb.excluded);
+        }
+        let ex = |q: usize, p: usize| tb.excluded.contains(&(q, p));
+        let negatives = 3..tb.passages.len();
+        assert!(negatives.clone().any(|p| ex(0, p)), "pair 1's, for query 0");
+        assert!(negatives.clone().any(|p| ex(1, p)), "pair 0's, for query 1");
+        assert!(
+            negatives.clone().any(|p| !ex(0, p) && !ex(1, p)),
+            "pair 2's are shared with every query"
+        );
     }
 }

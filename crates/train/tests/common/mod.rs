@@ -81,7 +81,7 @@ pub fn random_weights(c: &Config, seed: u64) -> Weights {
         })
         .collect();
     Weights {
-        word,
+        word: word.into(),
         pos,
         typ,
         emb_ln,
