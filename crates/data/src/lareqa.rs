@@ -189,6 +189,60 @@ impl LareqaDataset {
     pub fn lang_codes(&self) -> Vec<String> {
         self.langs.iter().map(|l| l.lang.clone()).collect()
     }
+
+    /// The benchmark on a subset of its questions: those whose id is in `ids`, with the
+    /// candidate sentences of the paragraphs that hold their gold sentences (in each language)
+    /// as the pool, and the languages that keep a question. A validation set of held-out
+    /// groups, scored as the whole benchmark is. Errors when no question is left.
+    pub fn restricted(&self, ids: &std::collections::HashSet<&str>, name: &str) -> Result<Self> {
+        let mut langs = Vec::new();
+        for l in &self.langs {
+            let kept: Vec<&Question> = l
+                .questions
+                .iter()
+                .filter(|q| ids.contains(q.id.as_str()))
+                .collect();
+            if kept.is_empty() {
+                continue;
+            }
+            let paragraphs: std::collections::BTreeSet<usize> = kept
+                .iter()
+                .map(|q| l.candidates[q.gold].paragraph)
+                .collect();
+            // Old candidate index -> new, for the kept paragraphs' sentences.
+            let mut remap = vec![usize::MAX; l.candidates.len()];
+            let mut candidates = Vec::new();
+            for (i, c) in l.candidates.iter().enumerate() {
+                if paragraphs.contains(&c.paragraph) {
+                    remap[i] = candidates.len();
+                    candidates.push(c.clone());
+                }
+            }
+            let questions = kept
+                .into_iter()
+                .map(|q| Question {
+                    gold: remap[q.gold],
+                    ..q.clone()
+                })
+                .collect();
+            langs.push(LangData {
+                lang: l.lang.clone(),
+                file: l.file.clone(),
+                contexts: l.contexts.clone(),
+                candidates,
+                questions,
+                questions_read: 0,
+                skipped: BTreeMap::new(),
+                sentence_text_mismatches: 0,
+                answer_text_mismatches: 0,
+            });
+        }
+        LareqaDataset::from_langs(
+            name.to_string(),
+            format!("{} (a subset of {} question ids)", self.source, ids.len()),
+            langs,
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -463,6 +517,27 @@ mod tests {
         assert_eq!(d.skipped[&SkipReason::AnswerCrossesSentenceEnd], 1);
         assert_eq!(d.skipped[&SkipReason::NoAnswer], 1);
         assert_eq!(d.answer_text_mismatches, 1);
+    }
+
+    #[test]
+    fn restricted_keeps_the_questions_and_their_paragraphs() {
+        let two = r#"{"version":"1","data":[{"title":"T","paragraphs":[
+            {"context":"A b. C d.","sentence_breaks":[[0,4],[5,9]],
+             "qas":[{"id":"q1","question":"?","answers":[{"answer_start":5,"text":"C"}]}]},
+            {"context":"E f. G h.","sentence_breaks":[[0,4],[5,9]],
+             "qas":[{"id":"q2","question":"?","answers":[{"answer_start":0,"text":"E"}]},
+                    {"id":"q3","question":"?","answers":[{"answer_start":5,"text":"G"}]}]}]}]}"#;
+        let d = parse_lareqa_file("xx", two.as_bytes(), Path::new("xx.json")).unwrap();
+        let ds = LareqaDataset::from_langs("t".into(), "s".into(), vec![d]).unwrap();
+        let ids: std::collections::HashSet<&str> = ["q3"].into_iter().collect();
+        let r = ds.restricted(&ids, "t:val").unwrap();
+        let l = &r.langs[0];
+        let texts: Vec<&str> = l.candidates.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["E f.", "G h."]);
+        assert_eq!(l.questions.len(), 1);
+        assert_eq!(l.candidates[l.questions[0].gold].text, "G h.");
+        let none: std::collections::HashSet<&str> = ["q9"].into_iter().collect();
+        assert!(ds.restricted(&none, "t:val").is_err());
     }
 
     #[test]

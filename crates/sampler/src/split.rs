@@ -11,7 +11,11 @@ use crate::rng::partial_shuffle;
 /// the validation corpora (one per corpus that gave groups, named `NAME:val`).
 ///
 /// Each corpus gives groups in proportion to its size (largest-remainder apportionment); which
-/// ones is drawn at random from `seed` and the corpus' position in the list. Corpora that give
+/// ones is drawn at random from `seed` and the corpus' position in the list. In a corpus with
+/// topics ([`Corpus::topic`]: LAReQA loaded with context negatives) whole topics are held out,
+/// drawn at random until they hold the corpus' share of groups, so that no held-out question
+/// shares its paragraph with a training one (the share may then be exceeded by the last
+/// topic's other groups). Topics survive the split. Corpora that give
 /// groups are rebuilt in memory (a streamed corpus' held-in groups too); the others are
 /// returned as they are. `n == 0` returns the corpora unchanged and no validation corpus.
 ///
@@ -46,11 +50,42 @@ pub fn split_validation(
             )));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7661_6c69_6400_0000 ^ ci as u64);
-        let mut idx: Vec<usize> = (0..corpus.len()).collect();
-        partial_shuffle(&mut rng, &mut idx, k);
         let mut held = vec![false; corpus.len()];
-        for &g in &idx[..k] {
-            held[g] = true;
+        let has_topics = corpus.topic(0).is_some();
+        if has_topics {
+            let mut by_topic: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+            for g in 0..corpus.len() {
+                by_topic
+                    .entry(corpus.topic(g).unwrap_or(u64::MAX))
+                    .or_default()
+                    .push(g);
+            }
+            let mut topics: Vec<Vec<usize>> = by_topic.into_values().collect();
+            let nt = topics.len();
+            partial_shuffle(&mut rng, &mut topics, nt);
+            let mut taken = 0;
+            for t in &topics {
+                if taken >= k {
+                    break;
+                }
+                for &g in t {
+                    held[g] = true;
+                }
+                taken += t.len();
+            }
+            if taken >= corpus.len() {
+                return Err(SamplerError::InvalidArgument(format!(
+                    "holding out {n} validation groups (whole paragraphs) would hold out all of \
+                     corpus `{}`",
+                    corpus.name()
+                )));
+            }
+        } else {
+            let mut idx: Vec<usize> = (0..corpus.len()).collect();
+            partial_shuffle(&mut rng, &mut idx, k);
+            for &g in &idx[..k] {
+                held[g] = true;
+            }
         }
         let (mut tr, mut va) = (Vec::new(), Vec::new());
         for (g, &is_val) in held.iter().enumerate() {
@@ -62,8 +97,19 @@ pub fn split_validation(
             }
         }
         let name = corpus.name().to_string();
-        train.push(Corpus::from_groups(name.clone(), tr)?);
-        val.push(Corpus::from_groups(format!("{name}:val"), va)?);
+        let topics: std::collections::HashMap<String, Option<u64>> = (0..corpus.len())
+            .map(|g| (corpus.group_id(g).to_string(), corpus.topic(g)))
+            .collect();
+        let rebuilt = |name: String, groups| -> Result<Corpus> {
+            let c = Corpus::from_groups(name, groups)?;
+            Ok(if has_topics {
+                c.with_topics(|id| topics.get(id).copied().flatten())
+            } else {
+                c
+            })
+        };
+        train.push(rebuilt(name.clone(), tr)?);
+        val.push(rebuilt(format!("{name}:val"), va)?);
     }
     Ok((train, val))
 }
