@@ -372,3 +372,79 @@ pub fn run_checkpoint(
     write_reports(&report, Some(out), Some(&out.with_extension("md")))?;
     Ok(())
 }
+
+/// The retrieval validation of `multiret train --val-groups` (the hook of
+/// [`multiret_train::train_with`]): the held-out questions of a LAReQA training set (`train`,
+/// one dataset: `mlqa-r`, `xquad-r` or a directory of `LANG.json` files), with the sentences of
+/// their paragraphs as the pool, scored as `multiret eval` scores the whole benchmark (f32, no
+/// embedding cache). Any other training data gives no scores (`Ok(None)`).
+pub fn validation_scorer<'a>(
+    train: &'a str,
+    data_dir: &'a Path,
+) -> impl FnMut(
+    multiret_model::Model,
+    &[String],
+) -> Result<Option<multiret_train::RetrievalScores>, String>
+       + Send
+       + 'a {
+    let mut subset: Option<Option<Dataset>> = None;
+    move |model, held_out| {
+        if subset.is_none() {
+            subset =
+                Some(validation_subset(train, data_dir, held_out).map_err(|e| format!("{e:#}"))?);
+        }
+        let Some(Some(dataset)) = &subset else {
+            return Ok(None);
+        };
+        let score = || -> anyhow::Result<multiret_train::RetrievalScores> {
+            let encoder = ModelEncoder::from_model(model, PrecisionArg::F32, 32)?;
+            let mut config = EvalConfig {
+                cache_dir: None,
+                ..EvalConfig::default()
+            };
+            if let Some(p) = encoder.prefixes() {
+                config.prefixes = p;
+            }
+            let report = run_evaluation(
+                dataset,
+                EmbeddingSource::Model(&encoder),
+                Some("validation"),
+                &config,
+            )?;
+            let Report::Lareqa(r) = report else {
+                anyhow::bail!("the validation subset is not a LAReQA dataset");
+            };
+            let s = &r.settings;
+            Ok(multiret_train::RetrievalScores {
+                mo: s.mono.map_macro,
+                cr: s.cross.map_macro,
+                mul: s.multi.map_macro,
+                rank_distance: s.multi.rank_distance_macro,
+            })
+        };
+        score()
+            .map(Some)
+            .map_err(|e| format!("retrieval validation: {e:#}"))
+    }
+}
+
+/// The held-out questions of `train` as a LAReQA benchmark, or `None` when `train` is not one
+/// LAReQA dataset.
+fn validation_subset(
+    train: &str,
+    data_dir: &Path,
+    held_out: &[String],
+) -> anyhow::Result<Option<Dataset>> {
+    if train.contains(',') {
+        return Ok(None);
+    }
+    let Ok(spec) = resolve_dataset(Some(train), data_dir) else {
+        return Ok(None);
+    };
+    let Dataset::Lareqa(full) = load_dataset(&spec, None)? else {
+        return Ok(None);
+    };
+    let ids: std::collections::HashSet<&str> = held_out.iter().map(String::as_str).collect();
+    let name = format!("{}:val", full.name);
+    Ok(Some(Dataset::Lareqa(full.restricted(&ids, &name)?)))
+}

@@ -299,7 +299,15 @@ impl ModelEncoder {
         precision: PrecisionArg,
         batch_size: usize,
     ) -> anyhow::Result<Self> {
-        let model = Model::load(spec, cache)?;
+        ModelEncoder::from_model(Model::load(spec, cache)?, precision, batch_size)
+    }
+
+    /// The encoder of a model in memory (e.g. weights being trained).
+    pub fn from_model(
+        model: Model,
+        precision: PrecisionArg,
+        batch_size: usize,
+    ) -> anyhow::Result<Self> {
         let encoder =
             multiret_model::Encoder::new(&model.config, &model.weights, precision.into())?;
         let fingerprint = model_fingerprint(&model);

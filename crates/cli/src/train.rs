@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use anyhow::Context as _;
 use clap::{Arg, Args};
-use multiret_train::{train, NegativeLangs, TrainConfig};
+use multiret_train::{train_with, NegativeLangs, Select, TrainConfig};
 
 use crate::args::{
     device_name, show_default, CacheArgs, DataDirArgs, DeviceArgs, ModelArgs, PassageArgs,
@@ -43,6 +43,7 @@ fn show_train_default(arg: Arg) -> Arg {
         "weight_decay" => d.adamw.weight_decay.to_string(),
         "mmarco_negatives" => d.mmarco_negatives.to_string(),
         "context_negatives" => d.context_negatives.to_string(),
+        "select" => d.select.name().to_string(),
         "negative_langs" => d.negative_langs.name().to_string(),
         "device" => device_name(d.device),
         "passage" => {
@@ -143,6 +144,13 @@ pub struct TrainArgs {
     /// Hard negatives read per query from mMARCO corpora.
     #[arg(long, value_name = "N")]
     pub mmarco_negatives: Option<usize>,
+    /// What picks the kept weights among the validated steps (needs --val-groups): the
+    /// validation loss, or the held-out groups' Mo./Cr./Mul. mAP or their mean, scored as
+    /// `multiret eval` scores the benchmark at every validation (logged as val_mo, val_cr,
+    /// val_mul, val_rank_distance). With a retrieval score the final checkpoint holds the best
+    /// validated weights.
+    #[arg(long, value_name = "BY", value_parser = ["loss", "mo", "cr", "mul", "mean"])]
+    pub select: Option<String>,
     /// In-context hard negatives for LAReQA corpora (MLQA-R, XQuAD-R): the other sentences of
     /// the gold's paragraph, N drawn per pair and language each step, shared with every query
     /// of the batch but those on the same paragraph (0: none; needs --passage sentence).
@@ -200,6 +208,9 @@ impl TrainArgs {
         given(&mut c.max_len, self.max_len.map(Some));
         given(&mut c.max_negatives, self.max_negatives.map(Some));
         given(&mut c.context_negatives, self.context_negatives);
+        if let Some(s) = &self.select {
+            c.select = Select::from_name(s).with_context(|| format!("--select {s}"))?;
+        }
         if let Some(l) = &self.negative_langs {
             c.negative_langs = match l.as_str() {
                 "passage" => NegativeLangs::Passage,
@@ -237,7 +248,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         )
         .map_err(|e| format!("{e:#}"))
     };
-    let summary = train(&config, Some(&mut hook)).with_context(|| {
+    let mut scorer = eval::validation_scorer(&config.train, &config.data_dir);
+    let retrieval: Option<&mut multiret_train::RetrievalHook<'_>> =
+        (config.val_groups > 0).then_some(&mut scorer);
+    let summary = train_with(&config, Some(&mut hook), retrieval).with_context(|| {
         format!(
             "training {} on {} into {}",
             config.model,
@@ -286,7 +300,7 @@ fn report(s: &multiret_train::TrainSummary, out: &Path) {
         line.push_str(&format!(", last loss {l:.4}"));
     }
     if let Some((v, step)) = s.best_val {
-        line.push_str(&format!(", best validation loss {v:.4} at step {step}"));
+        line.push_str(&format!(", kept step {step} (validation loss {v:.4})"));
     }
     eprintln!("{line}");
     eprintln!("final checkpoint: {}", s.checkpoint.display());

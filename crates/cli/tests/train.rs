@@ -291,3 +291,75 @@ fn model_merge_writes_the_interpolated_model() {
     );
     assert!(err.contains("[0, 1]"), "{err}");
 }
+
+/// `--val-groups` with a LAReQA training set scores the held-out questions at every
+/// validation (logged), `--select` picks the kept weights by them, and `--select` on data the
+/// validation cannot score is an error naming the option.
+#[test]
+fn retrieval_validation_selects_on_held_out_questions() {
+    let tmp = TempDir::new("train-select");
+    let model = tiny_model();
+    let out = tmp.path().join("run");
+    let args = |train: &str, out: &Path, select: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            model.to_str().unwrap(),
+            "--train",
+            train,
+            "--sampler",
+            "hybrid",
+            "--batch-size",
+            "4",
+            "--steps",
+            "2",
+            "--eval-every",
+            "1",
+            "--val-groups",
+            "12",
+            "--select",
+            select,
+            "--context-negatives",
+            "1",
+            "--max-len",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a = args("xquad-r", &out, "mean");
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let log = read_log(&out);
+    assert_eq!(log.len(), 2);
+    for l in &log {
+        for k in [
+            "val_loss",
+            "val_mo",
+            "val_cr",
+            "val_mul",
+            "val_rank_distance",
+        ] {
+            let v = l[k].as_f64().unwrap_or_else(|| panic!("{k} in {l}"));
+            assert!(v.is_finite() && v >= 0.0, "{k} = {v}");
+        }
+        assert!(l["val_mo"].as_f64().unwrap() <= 1.0);
+    }
+    let mean = |l: &Value| {
+        (l["val_mo"].as_f64().unwrap()
+            + l["val_cr"].as_f64().unwrap()
+            + l["val_mul"].as_f64().unwrap())
+            / 3.0
+    };
+    let best = if mean(&log[1]) > mean(&log[0]) { 2 } else { 1 };
+    let state = read_json(&out.join("checkpoint").join("trainer_state.json"));
+    assert_eq!(state["weights_step"], best);
+    // A JSONL corpus has no benchmark to score.
+    let data = tiny_corpus(tmp.path(), 30);
+    let a = args(data.to_str().unwrap(), &tmp.path().join("run2"), "mo");
+    let err = fails(1, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("--select mo"), "{err}");
+}

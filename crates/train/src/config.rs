@@ -14,6 +14,7 @@ use multiret_sampler::{PassageUnit, SamplerKind};
 use crate::data::{NegativeDraw, NegativeLangs};
 use crate::error::{Result, TrainError};
 use crate::optim::{AdamWParams, LinearSchedule};
+use crate::validation::Select;
 
 /// Where training runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -100,6 +101,11 @@ pub struct TrainConfig {
     /// Stop after this many validations without improvement; the final checkpoint then holds
     /// the best validated weights.
     pub patience: Option<u32>,
+    /// What picks the kept weights among the validated steps: the validation loss, or a
+    /// retrieval score on the held-out groups (then the final checkpoint holds the best
+    /// validated weights, as under early stopping).
+    #[serde(default)]
+    pub select: Select,
     /// Output directory.
     pub out: PathBuf,
     /// Continue from the newest checkpoint in `out`.
@@ -206,6 +212,7 @@ impl TrainConfig {
             val_groups: Self::DEFAULT_VAL_GROUPS,
             eval_every: None,
             patience: None,
+            select: Select::Loss,
             out: PathBuf::new(),
             resume: false,
             eval: None,
@@ -227,14 +234,27 @@ impl TrainConfig {
     }
 
     /// How batches draw their hard negatives: at most `max_negatives`, else
-    /// `context_negatives` when that is set, per pair and language list.
+    /// `context_negatives` when that is set, per pair and language list; in the languages of
+    /// `negative_langs` with context negatives, else in the passage's (a corpus' own
+    /// negatives).
     pub fn negative_draw(&self) -> NegativeDraw {
+        let context = self.context_negatives > 0;
         NegativeDraw {
             max: self
                 .max_negatives
-                .or((self.context_negatives > 0).then_some(self.context_negatives)),
-            langs: self.negative_langs,
+                .or(context.then_some(self.context_negatives)),
+            langs: if context {
+                self.negative_langs
+            } else {
+                NegativeLangs::Passage
+            },
         }
+    }
+
+    /// Whether the run keeps its best validated weights in `best/` and ends with them: under
+    /// early stopping, or when a retrieval score selects.
+    pub fn keeps_best(&self) -> bool {
+        self.patience.is_some() || self.select != Select::Loss
     }
 
     /// The warm-up steps in force.
@@ -310,6 +330,15 @@ impl TrainConfig {
         }
         if self.patience.is_some() && self.val_groups == 0 {
             return bad("--patience needs held-out groups (--val-groups)".into());
+        }
+        if self.select != Select::Loss && self.val_groups == 0 {
+            return bad(format!(
+                "--select {} needs held-out groups (--val-groups)",
+                self.select.name()
+            ));
+        }
+        if self.context_negatives > 0 && self.passage != PassageUnit::Sentence {
+            return bad("--context-negatives needs sentence positives (--passage sentence)".into());
         }
         let p = &self.adamw;
         if !(0.0..1.0).contains(&p.beta1) || !(0.0..1.0).contains(&p.beta2) || p.eps <= 0.0 {

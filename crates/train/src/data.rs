@@ -164,6 +164,8 @@ pub(crate) struct TrainData {
     sampler: SamplerConfig,
     /// The validation batches (none without validation).
     pub(crate) validation: Vec<TokenizedBatch>,
+    /// The ids of the held-out groups.
+    pub(crate) held_out: Vec<String>,
     /// Most tokens per text.
     max_len: usize,
     /// How batches draw their hard negatives.
@@ -192,6 +194,10 @@ impl TrainData {
                 e => e.into(),
             })?;
         let validation = validation_batches(model, &val, cfg, max_len)?;
+        let held_out = val
+            .iter()
+            .flat_map(|c| (0..c.len()).map(|g| c.group_id(g).to_string()))
+            .collect();
         drop(val);
         let mut sampler = SamplerConfig::new(cfg.sampler, cfg.batch_size, cfg.seed);
         if let Some(w) = weights {
@@ -202,6 +208,7 @@ impl TrainData {
             corpora,
             sampler,
             validation,
+            held_out,
             max_len,
             draw: cfg.negative_draw(),
         })

@@ -70,6 +70,7 @@ mod session;
 mod state;
 mod step;
 mod trainer;
+pub mod validation;
 
 pub use config::{DeviceChoice, TrainConfig};
 pub use data::{tokenize_batch, NegativeDraw, NegativeLangs, TokenizedBatch};
@@ -83,7 +84,8 @@ pub use optim::{AdamWOptimizer, AdamWParams, LinearSchedule};
 pub use session::TrainSummary;
 pub use state::{StepLog, TrainerState, TRAINER_STATE_FORMAT};
 pub use step::{loss_and_grads, loss_only, LossConfig};
-pub use trainer::{train, EvalHook};
+pub use trainer::{train, train_with, EvalHook};
+pub use validation::{RetrievalHook, RetrievalScores, Select};
 
 pub use multiret_sampler::{split_validation, PassageUnit, SamplerKind};
 

@@ -19,6 +19,7 @@ use crate::error::{Result, TrainError};
 use crate::optim::{clip_grad_norm, grad_norm, AdamWOptimizer};
 use crate::state::{truncate_log, LogWriter, RunKey, StepLog, TrainerState, LOG_FILE};
 use crate::step::{loss_and_grads, loss_only, LossConfig};
+use crate::validation::{RetrievalHook, RetrievalScores, Select};
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +58,8 @@ pub(crate) enum Opened<'a, B: AutodiffBackend> {
 /// and the state saved with its checkpoints.
 pub(crate) struct Session<'a, B: AutodiffBackend> {
     cfg: &'a TrainConfig,
+    /// Scores the current weights on the held-out groups at each validation.
+    retrieval: Option<&'a mut RetrievalHook<'a>>,
     device: B::Device,
     /// The model without its weights: name, configuration, settings, tokenizer.
     shell: Model,
@@ -90,7 +93,17 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     /// Opens the run of `cfg` in its output directory: cleans up what an interruption left
     /// ([`checkpoint::recover`]), then starts afresh, or (with [`TrainConfig::resume`])
     /// continues the newest checkpoint, whose settings must be the same ([`RunKey`]).
-    pub(crate) fn open(cfg: &'a TrainConfig, device: &B::Device) -> Result<Opened<'a, B>> {
+    pub(crate) fn open(
+        cfg: &'a TrainConfig,
+        device: &B::Device,
+        retrieval: Option<&'a mut RetrievalHook<'a>>,
+    ) -> Result<Opened<'a, B>> {
+        if cfg.select != Select::Loss && retrieval.is_none() {
+            return Err(TrainError::Config(format!(
+                "--select {} needs a retrieval validation hook, which this caller does not give",
+                cfg.select.name()
+            )));
+        }
         let out = &cfg.out;
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
         let recovered = checkpoint::recover(out)?;
@@ -147,6 +160,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         let log = LogWriter::open(out)?;
         Ok(Opened::Ready(Box::new(Session {
             cfg,
+            retrieval,
             device: device.clone(),
             shell,
             data,
@@ -212,7 +226,10 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         self.session_secs += secs;
         self.last_loss = Some(loss);
 
-        let val_loss = self.validate()?;
+        let (val_loss, val) = match self.validate()? {
+            Some((l, r)) => (Some(l), r),
+            None => (None, None),
+        };
         self.tick();
         let entry = StepLog {
             step,
@@ -224,6 +241,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             kind: tb.kind,
             elapsed_s: self.state.elapsed_s,
             val_loss,
+            val,
         };
         self.log.append(&entry)?;
         let last = step == cfg.steps || self.state.stopped_early;
@@ -236,10 +254,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     }
 
     /// The validation loss after the current step, when it is due (every
-    /// [`TrainConfig::eval_interval`] steps and after the last): keeps the best one (its
-    /// weights in `best/` under early stopping) and stops the run after
-    /// [`TrainConfig::patience`] validations without improvement.
-    fn validate(&mut self) -> Result<Option<f64>> {
+    /// [`TrainConfig::eval_interval`] steps and after the last), and the retrieval scores on
+    /// the held-out groups when there is a hook: keeps the best validation by
+    /// [`TrainConfig::select`] (its weights in `best/` when [`TrainConfig::keeps_best`]) and
+    /// stops the run after [`TrainConfig::patience`] validations without improvement.
+    fn validate(&mut self) -> Result<Option<(f64, Option<RetrievalScores>)>> {
         let (cfg, step) = (self.cfg, self.state.step);
         let due = step.is_multiple_of(cfg.eval_interval()) || step == cfg.steps;
         if self.data.validation.is_empty() || !due {
@@ -259,11 +278,39 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             sum += loss as f64;
         }
         let v = sum / self.data.validation.len() as f64;
-        if self.state.best_val_loss.is_none_or(|b| v < b) {
+        let scores = if self.retrieval.is_some() {
+            let model = Model {
+                weights: self.encoder().to_weights(),
+                ..self.shell_clone()
+            };
+            let held_out = &self.data.held_out;
+            match self.retrieval.as_mut() {
+                Some(hook) => hook(model, held_out).map_err(TrainError::Eval)?,
+                None => None,
+            }
+        } else {
+            None
+        };
+        let score = cfg.select.score(v, scores.as_ref()).ok_or_else(|| {
+            TrainError::Config(format!(
+                "--select {} needs retrieval scores, and the training data ({}) is not a \
+                 LAReQA dataset the validation can score",
+                cfg.select.name(),
+                cfg.train
+            ))
+        })?;
+        // Runs saved before `best_score` existed selected by the loss: their best is -loss.
+        let best = self
+            .state
+            .best_score
+            .or(self.state.best_val_loss.map(|l| -l));
+        let improved = best.is_none_or(|b| score > b);
+        if improved {
+            self.state.best_score = Some(score);
             self.state.best_val_loss = Some(v);
             self.state.best_step = Some(step);
             self.state.bad_evals = 0;
-            if cfg.patience.is_some() {
+            if cfg.keeps_best() {
                 self.tick();
                 self.sync_state();
                 self.save(&cfg.out.join(BEST_DIR), false)?;
@@ -274,7 +321,20 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 self.state.stopped_early = true;
             }
         }
-        Ok(Some(v))
+        Ok(Some((v, scores)))
+    }
+
+    /// The model without its weights (name, configuration, settings, tokenizer, head), with
+    /// an empty weight set for the caller to fill.
+    fn shell_clone(&self) -> Model {
+        Model {
+            name: self.shell.name.clone(),
+            config: self.shell.config.clone(),
+            settings: self.shell.settings.clone(),
+            tokenizer: self.shell.tokenizer.clone(),
+            weights: empty_weights(),
+            head: self.shell.head.clone(),
+        }
     }
 
     /// Writes the final checkpoint (the best validated weights after early stopping, else the
@@ -284,7 +344,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         self.sync_state();
         let final_dir = self.cfg.out.join(FINAL_DIR);
         let best_dir = self.cfg.out.join(BEST_DIR);
-        if self.cfg.patience.is_some() && best_dir.join(STATE_FILE).is_file() {
+        if self.cfg.keeps_best() && best_dir.join(STATE_FILE).is_file() {
             let best = TrainerState::read(&best_dir)?;
             let mut state = self.state.clone();
             state.weights_step = best.weights_step;
@@ -318,12 +378,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     /// state when `resumable`).
     fn save(&self, dest: &Path, resumable: bool) -> Result<()> {
         let model = Model {
-            name: self.shell.name.clone(),
-            config: self.shell.config.clone(),
-            settings: self.shell.settings.clone(),
-            tokenizer: self.shell.tokenizer.clone(),
             weights: self.encoder().to_weights(),
-            head: self.shell.head.clone(),
+            ..self.shell_clone()
         };
         let optim = if resumable {
             Some(self.optim.to_bytes()?)

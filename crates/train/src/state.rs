@@ -37,10 +37,15 @@ pub struct TrainerState {
     pub sampler: SamplerState,
     /// Word position of the loop's ChaCha8 generator (a decimal `u128`).
     pub rng_word_pos: String,
-    /// Best validation loss so far.
+    /// The validation loss of the best validation (by [`TrainConfig::select`]; the lowest
+    /// loss when that is the loss).
     pub best_val_loss: Option<f64>,
-    /// Step of the best validation loss.
+    /// Step of the best validation (by [`TrainConfig::select`]).
     pub best_step: Option<u64>,
+    /// The best validation score by [`TrainConfig::select`] (higher is better; minus the loss
+    /// for `loss`).
+    #[serde(default)]
+    pub best_score: Option<f64>,
     /// Validations since the last improvement.
     pub bad_evals: u32,
     /// Real tokens (queries and passages) processed.
@@ -63,6 +68,7 @@ impl TrainerState {
             rng_word_pos: "0".into(),
             best_val_loss: None,
             best_step: None,
+            best_score: None,
             bad_evals: 0,
             tokens_seen: 0,
             elapsed_s: 0.0,
@@ -188,6 +194,10 @@ pub struct StepLog {
     /// Validation loss, on the steps that ran validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f64>,
+    /// Retrieval scores on the held-out groups, on the steps that ran validation with a
+    /// retrieval hook (`val_mo`, `val_cr`, `val_mul`, `val_rank_distance`).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub val: Option<crate::validation::RetrievalScores>,
 }
 
 /// The step log of a run directory, open for appending.

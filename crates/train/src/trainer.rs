@@ -15,6 +15,7 @@ use multiret_model::Model;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::session::{training_card, Opened, Session, TrainSummary};
+use crate::validation::RetrievalHook;
 
 /// The evaluation hook: called once on the final checkpoint with (checkpoint directory,
 /// dataset name, output JSON path); an `Err` carries a message. When it also leaves a Markdown
@@ -25,20 +26,33 @@ pub type EvalHook<'a> = dyn FnMut(&Path, &str, &Path) -> std::result::Result<(),
 /// Runs training as configured. `eval` is called on the final checkpoint when
 /// [`TrainConfig::eval`] is set (an error when it is set and no hook is given).
 pub fn train(cfg: &TrainConfig, eval: Option<&mut EvalHook<'_>>) -> Result<TrainSummary> {
+    train_with(cfg, eval, None)
+}
+
+/// [`train`] with a retrieval validation hook: at every validation the current weights are
+/// scored on the held-out groups (logged as `val_mo`, `val_cr`, `val_mul`,
+/// `val_rank_distance`), and [`TrainConfig::select`] may pick the kept weights by them.
+pub fn train_with(
+    cfg: &TrainConfig,
+    eval: Option<&mut EvalHook<'_>>,
+    retrieval: Option<&mut RetrievalHook<'_>>,
+) -> Result<TrainSummary> {
     cfg.validate()?;
     if cfg.eval.is_some() && eval.is_none() {
         return Err(TrainError::Config(
             "an evaluation dataset was given but this build has no evaluation hook".into(),
         ));
     }
+    // One lifetime for the configuration and the hook (the hook's object lifetime shortened).
+    let retrieval = retrieval.map(|h| h as &mut RetrievalHook<'_>);
     let go = move || -> Result<TrainSummary> {
         match cfg.device {
-            DeviceChoice::Cpu => run::<crate::FlexTrain>(cfg, &Default::default()),
+            DeviceChoice::Cpu => run::<crate::FlexTrain>(cfg, &Default::default(), retrieval),
             DeviceChoice::Cuda(_i) => {
                 #[cfg(feature = "cuda")]
                 {
                     let device = burn::backend::cuda::CudaDevice::new(_i);
-                    run::<crate::CudaTrain>(cfg, &device)
+                    run::<crate::CudaTrain>(cfg, &device, retrieval)
                 }
                 #[cfg(not(feature = "cuda"))]
                 Err(TrainError::Device(
@@ -73,8 +87,12 @@ pub fn train(cfg: &TrainConfig, eval: Option<&mut EvalHook<'_>>) -> Result<Train
 }
 
 /// The run on backend `B`: every step left, then the final checkpoint.
-fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<TrainSummary> {
-    let mut s = match Session::<B>::open(cfg, device)? {
+fn run<'a, B: AutodiffBackend>(
+    cfg: &'a TrainConfig,
+    device: &B::Device,
+    retrieval: Option<&'a mut RetrievalHook<'a>>,
+) -> Result<TrainSummary> {
+    let mut s = match Session::<B>::open(cfg, device, retrieval)? {
         Opened::Finished(summary) => return Ok(summary),
         Opened::Ready(s) => s,
     };
@@ -91,6 +109,10 @@ fn run<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Result<Trai
                 .val_loss
                 .map(|v| format!(" val {v:.4}"))
                 .unwrap_or_default()
+                + &entry
+                    .val
+                    .map(|r| format!(" mo {:.3} cr {:.3} mul {:.3}", r.mo, r.cr, r.mul))
+                    .unwrap_or_default()
         ));
     }
     bar.finish_and_clear();

@@ -340,7 +340,7 @@ fn hard_negatives_join_the_batch() {
             16,
             multiret_train::NegativeDraw {
                 max,
-                langs: Default::default(),
+                langs: multiret_train::NegativeLangs::Passage,
             },
             &mut rng,
         )
@@ -449,4 +449,61 @@ fn context_negatives_are_shared_except_with_their_topic() {
             "pair 2's are shared with every query"
         );
     }
+}
+
+/// `select` by a retrieval score: the hook sees the held-out group ids and the current
+/// weights at every validation, its scores are logged, the kept weights are those of the best
+/// score (not the last step, nor the lowest loss), and the final checkpoint holds them.
+#[test]
+fn retrieval_scores_select_the_kept_weights() {
+    use multiret_train::{train_with, RetrievalScores, Select};
+    let f = fixture("select", 0);
+    let out = f.dir.join("run");
+    let mut c = config(&f.model, &f.data, &out);
+    c.steps = 4;
+    c.val_groups = 6;
+    c.eval_every = Some(1);
+    c.select = Select::Mul;
+    // Without a hook, a retrieval selection is an error.
+    assert!(train(&c, None).is_err());
+    let mut calls = Vec::new();
+    let mut hook = |m: Model, held: &[String]| -> Result<Option<RetrievalScores>, String> {
+        assert_eq!(held.len(), 6);
+        calls.push(m.weights.layers[0].q.w[0]);
+        // Multilingual mAP peaks at the second validation.
+        let mul = [0.2, 0.9, 0.5, 0.4][calls.len() - 1];
+        Ok(Some(RetrievalScores {
+            mo: 0.5,
+            cr: 0.5,
+            mul,
+            rank_distance: Some(3.0),
+        }))
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    let s = train_with(&c, None, Some(&mut hook)).unwrap();
+    assert_eq!(calls.len(), 4);
+    assert_ne!(calls[0], calls[1], "the hook sees the current weights");
+    assert_eq!(s.best_val.map(|(_, step)| step), Some(2));
+    let log = common::read_log(&out);
+    assert_eq!(log[1]["val_mul"], 0.9);
+    assert_eq!(log[1]["val_rank_distance"], 3.0);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("checkpoint").join("trainer_state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["weights_step"], 2);
+    assert_eq!(
+        weights_bytes(&out.join("checkpoint")),
+        weights_bytes(&out.join("best"))
+    );
+    // A hook that cannot score (other training data) leaves a retrieval selection without
+    // scores: an error naming the option.
+    let mut none = |_: Model, _: &[String]| -> Result<Option<RetrievalScores>, String> { Ok(None) };
+    let out2 = f.dir.join("run2");
+    let mut c2 = c.clone();
+    c2.out = out2;
+    let err = train_with(&c2, None, Some(&mut none))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--select mul"), "{err}");
 }
