@@ -151,6 +151,12 @@ pub struct TrainArgs {
     /// validated weights.
     #[arg(long, value_name = "BY", value_parser = ["loss", "mo", "cr", "mul", "mean"])]
     pub select: Option<String>,
+    /// Weight-space interpolation with the starting model after training (WiSE-FT): for each
+    /// weight w of the comma-separated grid, (1 - w) start + w trained is scored on the
+    /// held-out groups; the best by --select (a retrieval score) goes to OUT/merged, every score
+    /// to OUT/merge.json, and --eval then evaluates the merge.
+    #[arg(long, value_name = "W,W,...", value_delimiter = ',')]
+    pub merge_grid: Option<Vec<f32>>,
     /// In-context hard negatives for LAReQA corpora (MLQA-R, XQuAD-R): the other sentences of
     /// the gold's paragraph, N drawn per pair and language each step, shared with every query
     /// of the batch but those on the same paragraph (0: none; needs --passage sentence).
@@ -208,6 +214,7 @@ impl TrainArgs {
         given(&mut c.max_len, self.max_len.map(Some));
         given(&mut c.max_negatives, self.max_negatives.map(Some));
         given(&mut c.context_negatives, self.context_negatives);
+        given(&mut c.merge_grid, self.merge_grid.clone());
         if let Some(s) = &self.select {
             c.select = Select::from_name(s).with_context(|| format!("--select {s}"))?;
         }
@@ -304,6 +311,12 @@ fn report(s: &multiret_train::TrainSummary, out: &Path) {
     }
     eprintln!("{line}");
     eprintln!("final checkpoint: {}", s.checkpoint.display());
+    if let Some((dir, w)) = &s.merged {
+        eprintln!(
+            "merged with the starting model at w = {w}: {}",
+            dir.display()
+        );
+    }
     if let Some(r) = &s.eval_report {
         eprintln!("evaluation: {}", r.display());
     }

@@ -357,6 +357,45 @@ fn retrieval_validation_selects_on_held_out_questions() {
     let best = if mean(&log[1]) > mean(&log[0]) { 2 } else { 1 };
     let state = read_json(&out.join("checkpoint").join("trainer_state.json"));
     assert_eq!(state["weights_step"], best);
+    // The merge grid: every weight scored, the best one written to merged/ and evaluated.
+    let out3 = tmp.path().join("run3");
+    let mut a = args("xquad-r", &out3, "mul");
+    a.extend(["--merge-grid", "0,0.5,1", "--eval", "sample"].map(String::from));
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let merge = read_json(&out3.join("merge.json"));
+    let grid = merge["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 3);
+    let best = grid
+        .iter()
+        .max_by(|a, b| {
+            a["score"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["score"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(merge["chosen_weight"], best["weight"]);
+    assert_eq!(best["score"], best["scores"]["val_mul"]);
+    let merged = out3.join("merged");
+    let card = std::fs::read_to_string(merged.join("README.md")).unwrap();
+    assert!(
+        card.contains("merged with the starting model") && card.contains("## Evaluation"),
+        "{card}"
+    );
+    assert_eq!(
+        read_json(&out3.join("eval.json"))["model"],
+        merged.to_str().unwrap()
+    );
+    // w = 0 is the starting model: its validation equals a 0-step look at the start weights,
+    // which differ from the trained ones.
+    assert_ne!(grid[0]["scores"], grid[2]["scores"]);
+    // w = 1 is the final checkpoint, the best validated step by val_mul: the same scores.
+    let log3 = read_log(&out3);
+    let best_mul = log3
+        .iter()
+        .map(|l| l["val_mul"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(grid[2]["scores"]["val_mul"].as_f64().unwrap(), best_mul);
     // A JSONL corpus has no benchmark to score.
     let data = tiny_corpus(tmp.path(), 30);
     let a = args(data.to_str().unwrap(), &tmp.path().join("run2"), "mo");

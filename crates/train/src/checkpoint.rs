@@ -24,6 +24,10 @@ pub const PERIODIC_PREFIX: &str = "checkpoint-";
 pub const FINAL_DIR: &str = "checkpoint";
 /// The checkpoint with the best validation loss.
 pub const BEST_DIR: &str = "best";
+/// The merge of the final checkpoint with the starting model (`--merge-grid`).
+pub const MERGED_DIR: &str = "merged";
+/// The scores of every weight of the merge grid, and the one chosen.
+pub const MERGE_FILE: &str = "merge.json";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -106,6 +106,12 @@ pub struct TrainConfig {
     /// validated weights, as under early stopping).
     #[serde(default)]
     pub select: Select,
+    /// Weight-space interpolation with the starting model after training (WiSE-FT): each
+    /// weight `w` of the grid mixes `(1 - w) start + w trained`; the one with the best
+    /// retrieval score by [`select`](Self::select) on the held-out groups is written to
+    /// `merged/` (empty: no merge).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_grid: Vec<f32>,
     /// Output directory.
     pub out: PathBuf,
     /// Continue from the newest checkpoint in `out`.
@@ -213,6 +219,7 @@ impl TrainConfig {
             eval_every: None,
             patience: None,
             select: Select::Loss,
+            merge_grid: Vec::new(),
             out: PathBuf::new(),
             resume: false,
             eval: None,
@@ -336,6 +343,16 @@ impl TrainConfig {
                 "--select {} needs held-out groups (--val-groups)",
                 self.select.name()
             ));
+        }
+        if !self.merge_grid.is_empty() && self.select == Select::Loss {
+            return bad(
+                "--merge-grid picks its weight by a retrieval score: give --select mo, cr, mul \
+                 or mean (and --val-groups)"
+                    .into(),
+            );
+        }
+        if let Some(w) = self.merge_grid.iter().find(|w| !w.is_finite()) {
+            return bad(format!("--merge-grid: weight {w} is not a finite number"));
         }
         if self.context_negatives > 0 && self.passage != PassageUnit::Sentence {
             return bad("--context-negatives needs sentence positives (--passage sentence)".into());

@@ -11,7 +11,9 @@ use multiret_sampler::{Sampler, SamplerKind};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint::{self, BEST_DIR, FINAL_DIR, OPTIMIZER_FILE, PERIODIC_PREFIX, STATE_FILE};
+use crate::checkpoint::{
+    self, BEST_DIR, FINAL_DIR, MERGED_DIR, MERGE_FILE, OPTIMIZER_FILE, PERIODIC_PREFIX, STATE_FILE,
+};
 use crate::config::TrainConfig;
 use crate::data::TrainData;
 use crate::encoder::TrainableEncoder;
@@ -40,6 +42,8 @@ pub struct TrainSummary {
     pub tokens_per_s: f64,
     /// The final checkpoint.
     pub checkpoint: PathBuf,
+    /// The merge with the starting model (`--merge-grid`): its directory and weight.
+    pub merged: Option<(PathBuf, f32)>,
     /// The evaluation report, when the hook ran.
     pub eval_report: Option<PathBuf>,
     /// Temporary or set-aside directories cleaned up at start.
@@ -121,6 +125,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                     best_val: st.best_val_loss.zip(st.best_step),
                     tokens_per_s: 0.0,
                     checkpoint: dir.clone(),
+                    merged: None,
                     eval_report: None,
                     recovered,
                 }));
@@ -356,6 +361,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         } else {
             self.save(&final_dir, false)?;
         }
+        let merged = if self.cfg.merge_grid.is_empty() {
+            None
+        } else {
+            Some(self.merge(&final_dir)?)
+        };
         Ok(TrainSummary {
             steps: self.state.step,
             resumed_from: self.resumed_from,
@@ -369,9 +379,72 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 0.0
             },
             checkpoint: final_dir,
+            merged,
             eval_report: None,
             recovered: self.recovered,
         })
+    }
+
+    /// The merge grid ([`TrainConfig::merge_grid`]): scores every interpolation of the starting
+    /// model and the final checkpoint on the held-out groups, writes the best one to
+    /// `merged/` (an HF directory whose card records the weight) and every score to
+    /// `merge.json`. Returns the directory and the chosen weight.
+    fn merge(&mut self, final_dir: &Path) -> Result<(PathBuf, f32)> {
+        let cfg = self.cfg;
+        let tuned = Model::load_hf_dir(final_dir)?;
+        let start = Model::load(&cfg.model, &cfg.cache_dir)?;
+        if start.config != tuned.config {
+            return Err(TrainError::Config(format!(
+                "--merge-grid: the starting model {} and the checkpoint differ in configuration",
+                cfg.model
+            )));
+        }
+        // The starting weights in the checkpoint's shell, so that only the weights mix.
+        let start = Model {
+            weights: start.weights,
+            ..self.shell_clone()
+        };
+        let hook = self.retrieval.as_mut().ok_or_else(|| {
+            TrainError::Config("--merge-grid needs the retrieval validation hook".into())
+        })?;
+        let mut rows = Vec::new();
+        let mut best: Option<(f64, f32)> = None;
+        for &w in &cfg.merge_grid {
+            let m = start.interpolate(&tuned, w)?;
+            let scores = hook(m, &self.data.held_out)
+                .map_err(TrainError::Eval)?
+                .ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "--merge-grid needs retrieval scores, and the training data ({}) is not \
+                         a LAReQA dataset the validation can score",
+                        cfg.train
+                    ))
+                })?;
+            let score = cfg
+                .select
+                .score(0.0, Some(&scores))
+                .expect("a retrieval score");
+            rows.push(serde_json::json!({"weight": w, "scores": scores, "score": score}));
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, w));
+            }
+        }
+        let (_, w) = best.expect("a non-empty grid");
+        let chosen = start.interpolate(&tuned, w)?;
+        let mut card = training_card(cfg, self.state.weights_step.max(self.state.step));
+        card.training.push(merge_fact(cfg, w));
+        let dir = cfg.out.join(MERGED_DIR);
+        checkpoint::write_dir_atomic(&dir, |tmp| Ok(chosen.save_hf_dir(tmp, &card)?))?;
+        let record = serde_json::json!({
+            "select": cfg.select.name(),
+            "grid": rows,
+            "chosen_weight": w,
+        });
+        multiret_data::write_atomic(
+            &cfg.out.join(MERGE_FILE),
+            format!("{record:#}\n").as_bytes(),
+        )?;
+        Ok((dir, w))
     }
 
     /// Writes a checkpoint directory: the HF files and the training state (and the optimiser
@@ -509,6 +582,18 @@ fn loss_config(cfg: &TrainConfig) -> LossConfig {
 
 /// The model card of a run's checkpoints: the base model and the settings that define the
 /// training, with `steps` of the run's steps done.
+/// The model card's line for a merge at weight `w`.
+pub(crate) fn merge_fact(cfg: &TrainConfig, w: f32) -> (String, String) {
+    (
+        "merged with the starting model".into(),
+        format!(
+            "(1 - w) start + w trained, w = {w}, chosen by validation {} from {:?}",
+            cfg.select.name(),
+            cfg.merge_grid
+        ),
+    )
+}
+
 pub(crate) fn training_card(cfg: &TrainConfig, steps: u64) -> ModelCard {
     let base = multiret_model::fetch::Builtin::base_model_name(&cfg.model);
     let sampler = match cfg.sampler {

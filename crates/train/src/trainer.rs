@@ -14,7 +14,7 @@ use multiret_model::Model;
 
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::session::{training_card, Opened, Session, TrainSummary};
+use crate::session::{merge_fact, training_card, Opened, Session, TrainSummary};
 use crate::validation::RetrievalHook;
 
 /// The evaluation hook: called once on the final checkpoint with (checkpoint directory,
@@ -23,8 +23,8 @@ use crate::validation::RetrievalHook;
 /// section of the checkpoint's model card.
 pub type EvalHook<'a> = dyn FnMut(&Path, &str, &Path) -> std::result::Result<(), String> + 'a;
 
-/// Runs training as configured. `eval` is called on the final checkpoint when
-/// [`TrainConfig::eval`] is set (an error when it is set and no hook is given).
+/// Runs training as configured. `eval` is called on the final checkpoint (on `merged/` after a
+/// merge) when [`TrainConfig::eval`] is set (an error when it is set and no hook is given).
 pub fn train(cfg: &TrainConfig, eval: Option<&mut EvalHook<'_>>) -> Result<TrainSummary> {
     train_with(cfg, eval, None)
 }
@@ -71,15 +71,23 @@ pub fn train_with(
         None => go()?,
     };
     if let (Some(name), Some(hook), false) = (&cfg.eval, eval, summary.already_finished) {
+        // The run's result: the merge with the starting model when there is one.
+        let (target, merged_w) = match &summary.merged {
+            Some((dir, w)) => (dir.clone(), Some(*w)),
+            None => (summary.checkpoint.clone(), None),
+        };
         let report = cfg.out.join("eval.json");
-        hook(&summary.checkpoint, name, &report).map_err(TrainError::Eval)?;
+        hook(&target, name, &report).map_err(TrainError::Eval)?;
         let md = report.with_extension("md");
         if md.is_file() {
             let text = std::fs::read_to_string(&md).map_err(|e| TrainError::io(&md, e))?;
-            let model = Model::load_hf_dir(&summary.checkpoint)?;
+            let model = Model::load_hf_dir(&target)?;
             let mut card = training_card(cfg, summary.steps);
+            if let Some(w) = merged_w {
+                card.training.push(merge_fact(cfg, w));
+            }
             card.evaluation = Some(format!("`multiret eval --dataset {name}`:\n\n{text}"));
-            model.write_card(&summary.checkpoint, &card)?;
+            model.write_card(&target, &card)?;
         }
         summary.eval_report = Some(report);
     }
