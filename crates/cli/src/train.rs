@@ -126,6 +126,10 @@ pub struct TrainArgs {
     /// Freeze the word embeddings (no gradient, no update).
     #[arg(long)]
     pub freeze_embeddings: bool,
+    /// Freeze the first K transformer layers: no gradient, no update, and no weight-gradient
+    /// work for them (the embeddings have --freeze-embeddings).
+    #[arg(long, value_name = "K")]
+    pub freeze_layers: Option<usize>,
     /// Mixed precision on the CPU: dense-layer products in bf16 with f32 accumulation (AMX or
     /// AVX-512 BF16 where present); parameters, optimiser state and gradients stay f32.
     #[arg(long)]
@@ -210,6 +214,7 @@ impl TrainArgs {
         );
         given(&mut c.accumulate, self.accumulate);
         c.freeze_embeddings |= self.freeze_embeddings;
+        given(&mut c.freeze_layers, self.freeze_layers);
         c.bf16_matmul |= self.bf16;
         given(&mut c.max_len, self.max_len.map(Some));
         given(&mut c.max_negatives, self.max_negatives.map(Some));

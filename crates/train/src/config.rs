@@ -70,6 +70,9 @@ pub struct TrainConfig {
     pub accumulate: usize,
     /// Freeze the word embeddings.
     pub freeze_embeddings: bool,
+    /// Freeze the first this many transformer layers (0: none).
+    #[serde(default)]
+    pub freeze_layers: usize,
     /// Mixed precision on the CPU: the dense layers' products in bf16 with f32 accumulation
     /// (parameters, optimiser state, activations and gradients stay f32). No effect on CUDA.
     pub bf16_matmul: bool,
@@ -206,6 +209,7 @@ impl TrainConfig {
             grad_clip: Some(Self::DEFAULT_GRAD_CLIP),
             accumulate: Self::DEFAULT_ACCUMULATE,
             freeze_embeddings: false,
+            freeze_layers: 0,
             bf16_matmul: false,
             cpu_kernels: true,
             max_len: None,

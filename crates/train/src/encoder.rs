@@ -378,6 +378,25 @@ impl<B: Backend> TrainableEncoder<B> {
         self
     }
 
+    /// Freezes the first `k` transformer layers (all their parameters: no gradient, no update,
+    /// and no weight-gradient work in the backward pass). Errors when the encoder has fewer
+    /// than `k` layers.
+    pub fn freeze_lower_layers(mut self, k: usize) -> Result<Self> {
+        if k > self.layers.len() {
+            return Err(TrainError::Config(format!(
+                "--freeze-layers {k}: the model has {} layers",
+                self.layers.len()
+            )));
+        }
+        self.layers = self
+            .layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| if i < k { l.no_grad() } else { l })
+            .collect();
+        Ok(self)
+    }
+
     /// A padded batch of `seqs` for this encoder.
     pub fn batch(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<TokenBatch<B>> {
         TokenBatch::new(seqs, &self.meta.config, self.meta.pooling, device)

@@ -555,6 +555,7 @@ fn load_model<B: AutodiffBackend>(
     let encoder = TrainableEncoder::<B>::from_weights(&model.config, &weights, device)?
         .with_settings(&model.settings)
         .freeze_word_embeddings(cfg.freeze_embeddings)
+        .freeze_lower_layers(cfg.freeze_layers)?
         .with_bf16_matmul(cfg.bf16_matmul)
         .with_kernels(cfg.cpu_kernels);
     Ok((model, encoder, max_len))
@@ -614,6 +615,10 @@ pub(crate) fn training_card(cfg: &TrainConfig, steps: u64) -> ModelCard {
         (
             "frozen word embeddings".to_string(),
             cfg.freeze_embeddings.to_string(),
+        ),
+        (
+            "frozen lower layers".to_string(),
+            cfg.freeze_layers.to_string(),
         ),
         ("seed".to_string(), cfg.seed.to_string()),
     ];

@@ -290,6 +290,30 @@ fn gradient_caching_gives_the_full_batch_gradient() {
     let (_, gf) = loss_and_grads(&frozen, &q, &d, &[], cfg, 2, &device).unwrap();
     assert!(gf.get::<burn::backend::Flex, 2>(frozen.word.id).is_none());
     assert!(g1.get::<burn::backend::Flex, 2>(enc.word.id).is_some());
+    // Frozen lower layers get none either; the layers above and the loss are unchanged.
+    let lower = enc.clone().freeze_lower_layers(1).unwrap();
+    let (ll, gl) = loss_and_grads(&lower, &q, &d, &[], cfg, 1, &device).unwrap();
+    assert_eq!(ll, l1);
+    assert!(gl
+        .get::<burn::backend::Flex, 2>(lower.layers[0].q.w.id)
+        .is_none());
+    assert!(gl
+        .get::<burn::backend::Flex, 1>(lower.layers[0].oln.w.id)
+        .is_none());
+    let above: Vec<f32> = gl
+        .get::<burn::backend::Flex, 2>(lower.layers[1].q.w.id)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let full: Vec<f32> = g1
+        .get::<burn::backend::Flex, 2>(enc.layers[1].q.w.id)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert_eq!(above, full);
+    assert!(enc.clone().freeze_lower_layers(99).is_err());
 }
 
 #[test]
