@@ -244,8 +244,8 @@ impl Corpus {
     }
 
     /// The topic of group `group`, when the loader knows it: groups with one topic draw their
-    /// positives from one source paragraph (LAReQA corpora loaded with context negatives), so
-    /// a hard negative of one may be the positive of another, or its translation.
+    /// positives from one source paragraph (LAReQA corpora), so a hard negative of one may be
+    /// the positive of another, or its translation.
     pub fn topic(&self, group: usize) -> Option<u64> {
         self.topics.as_ref()?.get(group).copied().flatten()
     }

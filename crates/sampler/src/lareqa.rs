@@ -50,10 +50,11 @@ pub fn load_lareqa(dir: &Path, unit: PassageUnit) -> Result<Corpus> {
 /// [`load_lareqa`], and with `context_negatives` every example's hard negatives are the other
 /// sentences of its gold sentence's paragraph, in its language, in paragraph order: the
 /// distractors the evaluation ranks against. The gold sentence itself and every sentence with
-/// the gold's text are left out, and repeated texts are kept once. Every group also gets a
-/// *topic* ([`Corpus::topic`]): groups whose gold sentences lie in one paragraph (in any
+/// the gold's text are left out, and repeated texts are kept once. Every group gets a *topic*
+/// either way ([`Corpus::topic`]): groups whose gold sentences lie in one paragraph (in any
 /// language) share it, so that a batch can tell which negatives of one pair may be the
-/// positive, or a translation of the positive, of another.
+/// positive, or a translation of the positive, of another, and so that the validation split
+/// holds out whole paragraphs.
 ///
 /// Context negatives need sentence positives: with [`PassageUnit::Paragraph`] or
 /// [`PassageUnit::SentenceWithParagraph`] they are an error.
@@ -146,12 +147,8 @@ pub fn load_lareqa_with(dir: &Path, unit: PassageUnit, context_negatives: bool) 
         }
     }
     let corpus = Corpus::from_groups_with_stats(name, groups, stats)?;
-    Ok(if context_negatives {
-        let t = topics.resolve();
-        corpus.with_topics(|id| t.get(id).copied())
-    } else {
-        corpus
-    })
+    let t = topics.resolve();
+    Ok(corpus.with_topics(|id| t.get(id).copied()))
 }
 
 /// Groups that share a paragraph: a union-find over (language, paragraph) keys, each group

@@ -12,7 +12,7 @@ use crate::rng::partial_shuffle;
 ///
 /// Each corpus gives groups in proportion to its size (largest-remainder apportionment); which
 /// ones is drawn at random from `seed` and the corpus' position in the list. In a corpus with
-/// topics ([`Corpus::topic`]: LAReQA loaded with context negatives) whole topics are held out,
+/// topics ([`Corpus::topic`]: LAReQA corpora) whole topics are held out,
 /// drawn at random until they hold the corpus' share of groups, so that no held-out question
 /// shares its paragraph with a training one (the share may then be exceeded by the last
 /// topic's other groups). Topics survive the split. Corpora that give

@@ -502,9 +502,18 @@ fn lareqa_context_negatives_are_the_other_sentences_of_the_paragraph() {
         topics.iter().all(|t| t.is_some() && *t == topics[0]),
         "{topics:?}"
     );
-    // Without the option: no negatives and no topics.
+    // Without the option: no negatives, the same topics.
     let plain = load_lareqa(&dir, PassageUnit::Sentence).unwrap();
-    assert_eq!(plain.topic(0), None);
+    assert!(plain
+        .texts(&PairRef {
+            group: 0,
+            query_lang: 0,
+            passage_lang: 1,
+        })
+        .unwrap()
+        .negatives
+        .is_empty());
+    assert_eq!(plain.topic(0), c.topic(0));
     // Paragraph positives have no other sentences to offer.
     let err = load_lareqa_with(&dir, PassageUnit::Paragraph, true).unwrap_err();
     assert!(err.to_string().contains("--passage sentence"), "{err}");

@@ -137,15 +137,11 @@ fn xquad_r_and_mixing_with_mlqa_r() {
     assert!(per_corpus[0] > 100 && per_corpus[1] > 100, "{per_corpus:?}");
 }
 
-/// MLQA-R with context negatives: the validation split holds out whole paragraphs (no held-out
-/// group shares a topic with a training one), and both sides keep their topics.
+/// MLQA-R: the validation split holds out whole paragraphs (no held-out group shares a topic
+/// with a training one), and both sides keep their topics.
 #[test]
 fn validation_split_holds_out_whole_paragraphs() {
-    let options = LoadOptions {
-        context_negatives: true,
-        ..LoadOptions::default()
-    };
-    let c = load_corpus("mlqa-r", &data_dir(), &options).unwrap();
+    let c = load_corpus("mlqa-r", &data_dir(), &LoadOptions::default()).unwrap();
     let topics: HashSet<u64> = (0..c.len()).map(|g| c.topic(g).unwrap()).collect();
     assert!(
         topics.len() < c.len(),
