@@ -5,7 +5,7 @@
 //! 118M parameters), and a forward pass reads only the rows of its batch's tokens. Mapping it
 //! instead of copying it is what makes a model start in well under a second: the pages of the
 //! rows used are read on demand, the rest never. Clones share the values; writing through
-//! [`DerefMut`](std::ops::DerefMut) copies them into memory first (copy on write), so a mapped
+//! [`DerefMut`] copies them into memory first (copy on write), so a mapped
 //! file is never written.
 
 use std::fmt;

@@ -764,7 +764,7 @@ mod tests {
             Err(ModelError::Input(_))
         ));
         let mut short = w.clone();
-        short.word.pop();
+        short.word = short.word[..short.word.len() - 1].to_vec().into();
         assert!(matches!(
             Engine::new(
                 Cuda::new(Host),
