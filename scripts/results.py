@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Tables of the hybrid-batch experiment (scripts/experiment.sh) as Markdown, standard library only.
+"""XQuAD-R tables of mono / cross / hybrid runs over seeds, as Markdown, standard library only.
 
-    python3 scripts/results.py runs/experiment > results.md
+    python3 scripts/results.py runs/experiment > results.md    # scripts/experiment.sh's runs
+    python3 scripts/results.py runs/final > results.md         # scripts/recipe.sh's runs
 
-Reads OUT/baseline/eval.json and OUT/<sampler>-s<seed>/{eval.json,log.jsonl}: mean and sample
-standard deviation over seeds per sampler, every run, and paired differences between samplers
-(same seed)."""
+OUT holds the starting model's evaluation (baseline/eval.json, or untrained.json) and one
+directory per run named <sampler>-s<seed>, with its XQuAD-R evaluation (eval.json, or
+xquad-r.json), its training log (log.jsonl, or run/log.jsonl) and, for a run with
+--merge-grid, run/merge.json. Prints the mean and sample standard deviation over seeds per
+sampler, every run (with the chosen merge weight), and paired differences between samplers
+(same seed) with the paired t statistic."""
 import json
 import math
 import os
@@ -47,10 +51,19 @@ def load(path):
         return json.load(f)
 
 
+def first(*paths):
+    return next((p for p in paths if os.path.exists(p)), None)
+
+
+def merge_weight(run):
+    path = first(os.path.join(run, "run", "merge.json"), os.path.join(run, "merge.json"))
+    return load(path)["chosen_weight"] if path else None
+
+
 def train_stats(run):
     steps, toks, secs, val = 0, 0.0, 0.0, []
-    path = os.path.join(run, "log.jsonl")
-    if not os.path.exists(path):
+    path = first(os.path.join(run, "log.jsonl"), os.path.join(run, "run", "log.jsonl"))
+    if path is None:
         return None
     with open(path) as f:
         for line in f:
@@ -66,15 +79,20 @@ def train_stats(run):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "runs/experiment"
-    base = load(os.path.join(out, "baseline", "eval.json"))["settings"]
+    base_path = first(os.path.join(out, "baseline", "eval.json"), os.path.join(out, "untrained.json"))
+    if base_path is None:
+        sys.exit(f"{out}: no baseline/eval.json or untrained.json (the starting model's evaluation)")
+    base = load(base_path)["settings"]
     runs = {}
     for name in sorted(os.listdir(out)):
         m = re.fullmatch(r"(\w+)-s(\d+)", name)
-        ev = os.path.join(out, name, "eval.json")
-        if m and os.path.exists(ev):
+        ev = first(os.path.join(out, name, "eval.json"), os.path.join(out, name, "xquad-r.json"))
+        if m and ev:
+            run = os.path.join(out, name)
             runs.setdefault(m.group(1), {})[int(m.group(2))] = (
                 load(ev)["settings"],
-                train_stats(os.path.join(out, name)),
+                train_stats(run),
+                merge_weight(run),
             )
     head = "| Model | Seeds | " + " | ".join(n for n, _ in METRICS) + " |"
     rule = "|---|---:|" + "---:|" * len(METRICS)
@@ -89,14 +107,17 @@ def main():
         cells = [fmt_ms([f(seeds[k][0]) for k in sorted(seeds)], n) for n, f in METRICS]
         print(f"| + {s} | {len(seeds)} | " + " | ".join(cells) + " |")
     print("\n## Every run\n")
-    print("| Run | Steps | Train tokens/s | " + " | ".join(n for n, _ in METRICS) + " |")
-    print("|---|---:|---:|" + "---:|" * len(METRICS))
+    merged = any(w is not None for seeds in runs.values() for _, _, w in seeds.values())
+    extra = " Merge w |" if merged else ""
+    print("| Run | Steps | Train tokens/s |" + extra + " " + " | ".join(n for n, _ in METRICS) + " |")
+    print("|---|---:|---:|" + ("---:|" if merged else "") + "---:|" * len(METRICS))
     for s in SAMPLERS:
         for k in sorted(runs.get(s, {})):
-            ev, st = runs[s][k]
+            ev, st, w = runs[s][k]
             steps = st["steps"] if st else "?"
             tps = f"{st['tokens_per_s']:.0f}" if st else "?"
-            print(f"| {s} seed {k} | {steps} | {tps} | " + " | ".join(fmt(f(ev), n) for n, f in METRICS) + " |")
+            wcell = (f" {w} |" if w is not None else " – |") if merged else ""
+            print(f"| {s} seed {k} | {steps} | {tps} |{wcell} " + " | ".join(fmt(f(ev), n) for n, f in METRICS) + " |")
     print("\n## Paired differences (same seed), mean ± standard deviation\n")
     print("| Comparison | Pairs | " + " | ".join(n for n, _ in METRICS) + " |")
     print("|---|---:|" + "---:|" * len(METRICS))
