@@ -25,7 +25,7 @@ METRICS = [
     ("Mul. R@10", lambda s: s["multi"]["r10_macro"]),
     ("Rank dist.", lambda s: s["multi"]["rank_distance_macro"]),
 ]
-SAMPLERS = ["mono", "cross", "hybrid", "mixed"]
+SAMPLERS = ["mono", "cross", "hybrid", "mixed", "group", "hybrid-group"]
 
 
 def mean_sd(xs):
@@ -85,7 +85,7 @@ def main():
     base = load(base_path)["settings"]
     runs = {}
     for name in sorted(os.listdir(out)):
-        m = re.fullmatch(r"(\w+)-s(\d+)", name)
+        m = re.fullmatch(r"([\w-]+?)-s(\d+)", name)
         ev = first(os.path.join(out, name, "eval.json"), os.path.join(out, name, "xquad-r.json"))
         if m and ev:
             run = os.path.join(out, name)
@@ -121,7 +121,9 @@ def main():
     print("\n## Paired differences (same seed), mean ± standard deviation\n")
     print("| Comparison | Pairs | " + " | ".join(n for n, _ in METRICS) + " |")
     print("|---|---:|" + "---:|" * len(METRICS))
-    for a, b in [("hybrid", "cross"), ("hybrid", "mono"), ("cross", "mono")]:
+    pairs = [("hybrid", "cross"), ("hybrid", "mono"), ("cross", "mono")]
+    pairs += [("hybrid-group", b) for b in ("hybrid", "mono", "cross")]
+    for a, b in pairs:
         if a not in runs or b not in runs:
             continue
         common = sorted(set(runs[a]) & set(runs[b]))
