@@ -5,6 +5,7 @@
 # XQuAD-R (never seen, never used to choose).
 #
 #   bash scripts/recipe.sh SAMPLER SEED OUT      SAMPLER: mono | cross | hybrid (alpha 0.5)
+#                                                 | hybrid-group (alpha 0.5, GROUP_LANGS) | group
 #
 # Leaves OUT/run (the training run: log.jsonl with the validation scores, checkpoint/, merged/,
 # merge.json), OUT/final (the reported model, after the merge: an HF / sentence-transformers
@@ -22,8 +23,8 @@ fi
 SAMPLER=$1
 SEED=$2
 OUT=$3
-case "$SAMPLER" in mono | cross | hybrid) ;; *)
-  echo "$0: SAMPLER must be mono, cross or hybrid, not $SAMPLER" >&2
+case "$SAMPLER" in mono | cross | hybrid | hybrid-group | group) ;; *)
+  echo "$0: SAMPLER must be mono, cross, hybrid, hybrid-group or group, not $SAMPLER" >&2
   exit 2
   ;;
 esac
@@ -39,6 +40,7 @@ EVAL_EVERY=${EVAL_EVERY:-50}
 SELECT=${SELECT:-mean}             # --select
 MERGE=${MERGE-0.25,0.5,0.75,1}     # --merge-grid ("" for none)
 MAX_LEN=${MAX_LEN:-128}
+GROUP_LANGS=${GROUP_LANGS:-2}      # --group-langs (group samplers)
 BIN=${MULTIRET_BIN:-target/release/multiret}
 [ -x "$BIN" ] || cargo build --release -q -p multiret
 mkdir -p "$OUT"
@@ -49,7 +51,8 @@ if [ ! -f "$run/checkpoint/model.safetensors" ] || { [ -n "$MERGE" ] && [ ! -f "
   rm -rf "$run"
   log "train $SAMPLER seed $SEED"
   alpha=()
-  [ "$SAMPLER" = hybrid ] && alpha=(--alpha 0.5)
+  case "$SAMPLER" in hybrid | hybrid-group) alpha=(--alpha 0.5) ;; esac
+  case "$SAMPLER" in group | hybrid-group) alpha+=(--group-langs "$GROUP_LANGS") ;; esac
   merge=()
   [ -n "$MERGE" ] && merge=(--merge-grid "$MERGE")
   "$BIN" train --model e5-small --train mlqa-r --data-dir "$DATA" --sampler "$SAMPLER" "${alpha[@]}" \

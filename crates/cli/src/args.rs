@@ -20,6 +20,9 @@ pub const DEFAULT_MODEL: &str = TrainConfig::DEFAULT_MODEL;
 /// The probability of a monolingual batch under `--sampler hybrid` without `--alpha`.
 pub const DEFAULT_ALPHA: f64 = TrainConfig::DEFAULT_ALPHA;
 
+/// The languages per group of the group samplers without `--group-langs`.
+pub const DEFAULT_GROUP_LANGS: usize = TrainConfig::DEFAULT_GROUP_LANGS;
+
 /// Appends ` [default: VALUE]` to the help of `arg`: for the options whose default is filled in
 /// by a library (clap holds no copy of it).
 pub fn show_default(arg: Arg, value: impl Display) -> Arg {
@@ -91,32 +94,51 @@ pub enum SamplerChoice {
     Mixed,
     /// Mono with probability `--alpha`, else cross.
     Hybrid,
+    /// Multi-positive group batches: each group in up to `--group-langs` languages, one
+    /// monolingual pair per language, all of them positives for each other's queries.
+    Group,
+    /// Mono with probability `--alpha`, else a group batch.
+    HybridGroup,
 }
 
-/// `--sampler` and `--alpha`.
+/// `--sampler`, `--alpha` and `--group-langs`.
 #[derive(Args, Debug, Clone)]
 #[command(mut_arg("alpha", |a| show_default(a, DEFAULT_ALPHA)))]
+#[command(mut_arg("group_langs", |a| show_default(a, DEFAULT_GROUP_LANGS)))]
 pub struct SamplerArgs {
     /// Batching scheme.
     #[arg(long, value_enum)]
     pub sampler: SamplerChoice,
-    /// Probability of a monolingual batch under `--sampler hybrid`.
+    /// Probability of a monolingual batch under `--sampler hybrid` and `hybrid-group`.
     #[arg(long)]
     pub alpha: Option<f64>,
+    /// Languages per group of a group batch (`--sampler group` and `hybrid-group`), at
+    /// least 2.
+    #[arg(long, value_name = "K")]
+    pub group_langs: Option<usize>,
 }
 
 impl SamplerArgs {
-    /// The sampler these arguments ask for (`--alpha` belongs to `--sampler hybrid` alone).
+    /// The sampler these arguments ask for (`--alpha` belongs to the hybrid samplers,
+    /// `--group-langs` to the group ones).
     pub fn kind(&self) -> anyhow::Result<SamplerKind> {
-        Ok(match (self.sampler, self.alpha) {
-            (SamplerChoice::Hybrid, alpha) => SamplerKind::Hybrid {
-                alpha: alpha.unwrap_or(DEFAULT_ALPHA),
-            },
-            (_, Some(_)) => bail!("--alpha only applies to --sampler hybrid"),
-            (SamplerChoice::Mono, None) => SamplerKind::Mono,
-            (SamplerChoice::Cross, None) => SamplerKind::Cross,
-            (SamplerChoice::Mixed, None) => SamplerKind::Mixed,
-        })
+        let alpha = self.alpha.unwrap_or(DEFAULT_ALPHA);
+        let langs = self.group_langs.unwrap_or(DEFAULT_GROUP_LANGS);
+        let kind = match self.sampler {
+            SamplerChoice::Mono => SamplerKind::Mono,
+            SamplerChoice::Cross => SamplerKind::Cross,
+            SamplerChoice::Mixed => SamplerKind::Mixed,
+            SamplerChoice::Hybrid => SamplerKind::Hybrid { alpha },
+            SamplerChoice::Group => SamplerKind::Group { langs },
+            SamplerChoice::HybridGroup => SamplerKind::HybridGroup { alpha, langs },
+        };
+        if self.alpha.is_some() && kind.alpha().is_none() {
+            bail!("--alpha only applies to --sampler hybrid and hybrid-group");
+        }
+        if self.group_langs.is_some() && kind.group_langs().is_none() {
+            bail!("--group-langs only applies to --sampler group and hybrid-group");
+        }
+        Ok(kind)
     }
 }
 

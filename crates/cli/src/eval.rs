@@ -377,21 +377,44 @@ pub fn run_checkpoint(
 /// [`multiret_train::train_with`]): the held-out questions of a LAReQA training set (`train`,
 /// one dataset: `mlqa-r`, `xquad-r` or a directory of `LANG.json` files), with the sentences of
 /// their paragraphs as the pool, scored as `multiret eval` scores the whole benchmark (f32, no
-/// embedding cache). Any other training data gives no scores (`Ok(None)`).
+/// embedding cache). Any other training data gives no scores (`Ok(None)`), unless `needed`
+/// (`--select` by a retrieval score, `--merge-grid`): then it is an error here, before any
+/// training.
 pub fn validation_scorer<'a>(
     train: &'a str,
     data_dir: &'a Path,
-) -> impl FnMut(
-    multiret_model::Model,
-    &[String],
-) -> Result<Option<multiret_train::RetrievalScores>, String>
-       + Send
-       + 'a {
+    needed: Option<&str>,
+) -> anyhow::Result<
+    impl FnMut(
+            multiret_model::Model,
+            &[String],
+        ) -> Result<Option<multiret_train::RetrievalScores>, String>
+        + Send
+        + 'a,
+> {
+    let full = lareqa_training_set(train, data_dir)?;
+    if let (Some(what), None) = (needed, &full) {
+        anyhow::bail!(
+            "{what} scores retrieval on the held-out groups, which needs the training data to be \
+             one LAReQA dataset (mlqa-r, xquad-r or a directory of LANG.json files); `{train}` \
+             is not"
+        );
+    }
     let mut subset: Option<Option<Dataset>> = None;
-    move |model, held_out| {
+    Ok(move |model, held_out: &[String]| {
         if subset.is_none() {
-            subset =
-                Some(validation_subset(train, data_dir, held_out).map_err(|e| format!("{e:#}"))?);
+            let restricted = match &full {
+                Some(full) => {
+                    let ids: std::collections::HashSet<&str> =
+                        held_out.iter().map(String::as_str).collect();
+                    let name = format!("{}:val", full.name);
+                    Some(Dataset::Lareqa(
+                        full.restricted(&ids, &name).map_err(|e| format!("{e:#}"))?,
+                    ))
+                }
+                None => None,
+            };
+            subset = Some(restricted);
         }
         let Some(Some(dataset)) = &subset else {
             return Ok(None);
@@ -425,16 +448,14 @@ pub fn validation_scorer<'a>(
         score()
             .map(Some)
             .map_err(|e| format!("retrieval validation: {e:#}"))
-    }
+    })
 }
 
-/// The held-out questions of `train` as a LAReQA benchmark, or `None` when `train` is not one
-/// LAReQA dataset.
-fn validation_subset(
+/// `train` as one LAReQA benchmark, or `None` when it is not one LAReQA dataset.
+fn lareqa_training_set(
     train: &str,
     data_dir: &Path,
-    held_out: &[String],
-) -> anyhow::Result<Option<Dataset>> {
+) -> anyhow::Result<Option<multiret_eval::LareqaDataset>> {
     if train.contains(',') {
         return Ok(None);
     }
@@ -444,7 +465,5 @@ fn validation_subset(
     let Dataset::Lareqa(full) = load_dataset(&spec, None)? else {
         return Ok(None);
     };
-    let ids: std::collections::HashSet<&str> = held_out.iter().map(String::as_str).collect();
-    let name = format!("{}:val", full.name);
-    Ok(Some(Dataset::Lareqa(full.restricted(&ids, &name)?)))
+    Ok(Some(full))
 }

@@ -1,5 +1,5 @@
 //! `multiret sample`: draw training batches and print them, one JSON object per line:
-//! `{"batch":i,"kind":"mono"|"cross"|"mixed","pairs":[{"group":..,"query_lang":..,"passage_lang":..}]}`
+//! `{"batch":i,"kind":"mono"|"cross"|"mixed"|"group","pairs":[{"group":..,"query_lang":..,"passage_lang":..}]}`
 //! (plus `"corpus"` when several corpora are mixed).
 
 use std::io::{BufWriter, Write};

@@ -260,9 +260,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         )
         .map_err(|e| format!("{e:#}"))
     };
-    let mut scorer = eval::validation_scorer(&config.train, &config.data_dir);
-    let retrieval: Option<&mut multiret_train::RetrievalHook<'_>> =
-        (config.val_groups > 0).then_some(&mut scorer);
+    // What needs the retrieval scores, for the error when the training data has none.
+    let needed = if !config.merge_grid.is_empty() {
+        Some("--merge-grid".to_string())
+    } else {
+        (config.select != Select::Loss).then(|| format!("--select {}", config.select.name()))
+    };
+    let mut scorer = if config.val_groups > 0 {
+        Some(eval::validation_scorer(
+            &config.train,
+            &config.data_dir,
+            needed.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let retrieval = scorer
+        .as_mut()
+        .map(|s| s as &mut multiret_train::RetrievalHook<'_>);
     let summary = train_with(&config, Some(&mut hook), retrieval).with_context(|| {
         format!(
             "training {} on {} into {}",

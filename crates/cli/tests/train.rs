@@ -200,6 +200,29 @@ fn rejects_bad_flags() {
         err.contains("--alpha only applies to --sampler hybrid"),
         "{err}"
     );
+    let err = fails(1, &with(&["--group-langs", "3"]));
+    assert!(
+        err.contains("--group-langs only applies to --sampler group"),
+        "{err}"
+    );
+    // A retrieval selection on data the validation cannot score: an error before training.
+    let err = fails(1, &with(&["--val-groups", "2", "--select", "mul"]));
+    assert!(
+        err.contains("--select mul scores retrieval on the held-out groups"),
+        "{err}"
+    );
+    let err = fails(
+        1,
+        &with(&[
+            "--val-groups",
+            "2",
+            "--select",
+            "mo",
+            "--merge-grid",
+            "0.5,1",
+        ]),
+    );
+    assert!(err.contains("--merge-grid scores retrieval"), "{err}");
     let err = fails(1, &with(&["--batch-size", "1"]));
     assert!(err.contains("at least 2"), "{err}");
     let err = fails(1, &with(&["--warmup", "5"]));

@@ -126,6 +126,8 @@ pub struct Corpus {
     stats: LoadStats,
     /// Per group: the topic ([`Corpus::topic`]), when the loader knows them.
     topics: Option<Vec<Option<u64>>>,
+    /// The negatives are in-context ones ([`Corpus::has_context_negatives`]).
+    context_negatives: bool,
 }
 
 impl Corpus {
@@ -234,7 +236,23 @@ impl Corpus {
             store,
             stats,
             topics: None,
+            context_negatives: false,
         })
+    }
+
+    /// Marks the negatives as in-context ones ([`Corpus::has_context_negatives`]).
+    pub(crate) fn with_context_negatives(mut self, yes: bool) -> Corpus {
+        self.context_negatives = yes;
+        self
+    }
+
+    /// Whether the hard negatives are in-context ones: a LAReQA corpus loaded with
+    /// [`LoadOptions::context_negatives`](crate::LoadOptions::context_negatives), whose
+    /// negatives are the other sentences of each gold's paragraph (in the passage's language,
+    /// and in the query's, [`Texts::query_negatives`]). Training draws these as
+    /// `--context-negatives` says; other corpora keep their own negatives.
+    pub fn has_context_negatives(&self) -> bool {
+        self.context_negatives
     }
 
     /// Sets every group's topic from its id (see [`Corpus::topic`]).

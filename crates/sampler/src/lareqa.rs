@@ -148,7 +148,9 @@ pub fn load_lareqa_with(dir: &Path, unit: PassageUnit, context_negatives: bool) 
     }
     let corpus = Corpus::from_groups_with_stats(name, groups, stats)?;
     let t = topics.resolve();
-    Ok(corpus.with_topics(|id| t.get(id).copied()))
+    Ok(corpus
+        .with_topics(|id| t.get(id).copied())
+        .with_context_negatives(context_negatives))
 }
 
 /// Groups that share a paragraph: a union-find over (language, paragraph) keys, each group

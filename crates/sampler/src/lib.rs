@@ -28,12 +28,21 @@
 //!   batches ([`Corpus::single_language_groups`] counts them).
 //! - `Mixed` (X-X): per pair, one language drawn uniformly from the group's languages.
 //! - `Hybrid { alpha }`: each batch is `Mono` with probability `alpha`, else `Cross`.
+//! - `Group { langs }`: multi-positive batches. `ceil(batch_size / langs)` groups of the
+//!   cross pool (two or more languages), each in up to `langs` of its languages (drawn
+//!   uniformly), one monolingual pair per language; the pairs of one group are positives for
+//!   each other's queries. The last group is cut short when the batch is full, and groups
+//!   with fewer than `langs` languages give fewer pairs, so a batch can hold fewer than
+//!   `batch_size` pairs.
+//! - `HybridGroup { alpha, langs }`: each batch is `Mono` with probability `alpha`, else
+//!   `Group`.
 //!
 //! With several corpora, each batch's corpus is drawn with probability proportional to its
 //! number of groups, or to [`SamplerConfig::weights`].
 //!
 //! # Invariants
-//! - **No group twice in a batch.**
+//! - **No group twice in a batch**, except in group batches, where a group comes once per
+//!   language and its pairs are positives for each other.
 //! - **Epochs, without replacement.** Each corpus has independent without-replacement
 //!   *streams*: one per language for mono batches (the groups that exist in that language),
 //!   one for cross batches (the groups in two or more languages), one for mixed batches (all
@@ -42,8 +51,10 @@
 //!   and when fewer than `batch_size` are left the remainder is dropped and epoch `e + 1`
 //!   starts. So within one epoch of one stream no group is drawn twice: a group appears at
 //!   most once per epoch of each language's mono stream (once per language version), and at
-//!   most once per cross (or mixed) epoch. Mono and cross streams are independent, so under
-//!   `Hybrid` a group may appear in a mono batch and in a cross batch of the same epochs.
+//!   most once per cross (or mixed) epoch. Group batches draw their groups from the cross
+//!   stream (`ceil(batch_size / langs)` at a time). Mono and cross streams are independent,
+//!   so under `Hybrid` a group may appear in a mono batch and in a cross batch of the same
+//!   epochs.
 //!   [`Batch::epoch`] is the epoch of the stream the batch came from.
 //! - **Deterministic by seed**: the batch stream is a function of the corpora (group order
 //!   and languages) and the [`SamplerConfig`]. Every draw uses ChaCha8 and integer-exact

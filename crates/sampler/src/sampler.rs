@@ -1,4 +1,5 @@
-//! The batch samplers: X-X-mono, X-Y, X-X (mixed) and hybrid.
+//! The batch samplers: X-X-mono, X-Y, X-X (mixed), hybrid, and the multi-positive group
+//! batches.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::corpus::{Corpus, LangId};
 use crate::error::{Result, SamplerError};
-use crate::rng::{bounded, derived_rng, shuffle, unit_f64};
+use crate::rng::{bounded, derived_rng, partial_shuffle, shuffle, unit_f64};
 
 /// Version of the [`SamplerState`] layout.
 pub const STATE_FORMAT: u32 = 1;
@@ -35,19 +36,63 @@ pub enum SamplerKind {
         #[serde(with = "crate::exact::f64_exact")]
         alpha: f64,
     },
+    /// Group batches ([`BatchKind::Group`]): `ceil(batch_size / langs)` groups in two or more
+    /// languages, each in up to `langs` of its languages (drawn uniformly), one monolingual
+    /// pair per language. The pairs of one group are positives for each other's queries.
+    Group {
+        /// Languages per group, at least 2.
+        langs: usize,
+    },
+    /// Each batch is a `Mono` batch with probability `alpha`, else a `Group` batch.
+    HybridGroup {
+        /// Probability of a monolingual batch, in `[0, 1]`.
+        #[serde(with = "crate::exact::f64_exact")]
+        alpha: f64,
+        /// Languages per group of the group batches, at least 2.
+        langs: usize,
+    },
 }
 
 impl SamplerKind {
-    /// Parses `mono`, `cross`, `mixed` or `hybrid` (which takes `alpha`).
-    pub fn from_name(name: &str, alpha: f64) -> Result<SamplerKind> {
+    /// Parses `mono`, `cross`, `mixed`, `hybrid` (which takes `alpha`), `group` (which takes
+    /// `langs`) or `hybrid-group` (both).
+    pub fn from_name(name: &str, alpha: f64, langs: usize) -> Result<SamplerKind> {
         match name {
             "mono" | "x-x-mono" => Ok(SamplerKind::Mono),
             "cross" | "x-y" => Ok(SamplerKind::Cross),
             "mixed" | "x-x" => Ok(SamplerKind::Mixed),
             "hybrid" => Ok(SamplerKind::Hybrid { alpha }),
+            "group" => Ok(SamplerKind::Group { langs }),
+            "hybrid-group" => Ok(SamplerKind::HybridGroup { alpha, langs }),
             other => Err(SamplerError::InvalidArgument(format!(
-                "unknown sampler `{other}` (expected mono, cross, mixed or hybrid)"
+                "unknown sampler `{other}` (expected mono, cross, mixed, hybrid, group or \
+                 hybrid-group)"
             ))),
+        }
+    }
+
+    /// The probability of a monolingual batch, for the hybrid kinds.
+    pub fn alpha(&self) -> Option<f64> {
+        match *self {
+            SamplerKind::Hybrid { alpha } | SamplerKind::HybridGroup { alpha, .. } => Some(alpha),
+            _ => None,
+        }
+    }
+
+    /// The languages per group of group batches, for the group kinds.
+    pub fn group_langs(&self) -> Option<usize> {
+        match *self {
+            SamplerKind::Group { langs } | SamplerKind::HybridGroup { langs, .. } => Some(langs),
+            _ => None,
+        }
+    }
+
+    /// Groups the cross stream gives one batch of `batch_size` pairs: `batch_size`, or
+    /// `ceil(batch_size / langs)` for group batches.
+    fn cross_take(&self, batch_size: usize) -> usize {
+        match self.group_langs() {
+            Some(k) => batch_size.div_ceil(k.max(1)),
+            None => batch_size,
         }
     }
 }
@@ -95,6 +140,10 @@ pub enum BatchKind {
     Cross,
     /// Every pair monolingual, languages mixed within the batch.
     Mixed,
+    /// Several language versions of each group, every pair monolingual: the pairs of one
+    /// group are positives for each other's queries (a multi-positive batch), and the other
+    /// groups' passages are the negatives.
+    Group,
 }
 
 /// One pair of a batch: a group and the languages of its query and passage.
@@ -108,7 +157,8 @@ pub struct PairRef {
     pub passage_lang: LangId,
 }
 
-/// One batch of pairs, all from one corpus, no group twice.
+/// One batch of pairs, all from one corpus, no group twice (but in group batches, where a
+/// group comes once per language).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     /// Position in the global (unsharded) batch stream, from 0.
@@ -342,10 +392,24 @@ impl Sampler {
                 "batch size must be at least 1".into(),
             ));
         }
-        if let SamplerKind::Hybrid { alpha } = config.kind {
+        if let Some(alpha) = config.kind.alpha() {
             if !(0.0..=1.0).contains(&alpha) {
                 return Err(SamplerError::InvalidArgument(format!(
                     "alpha must be in [0, 1], got {alpha}"
+                )));
+            }
+        }
+        if let Some(k) = config.kind.group_langs() {
+            if k < 2 {
+                return Err(SamplerError::InvalidArgument(format!(
+                    "group batches need at least 2 languages per group, got {k}"
+                )));
+            }
+            if b < 2 * k {
+                return Err(SamplerError::InvalidArgument(format!(
+                    "group batches of {b} pairs with {k} languages per group leave a query no \
+                     negative from another group: the batch size must be at least {}",
+                    2 * k
                 )));
             }
         }
@@ -378,7 +442,10 @@ impl Sampler {
             SamplerKind::Cross => (false, true, false),
             SamplerKind::Mixed => (false, false, true),
             SamplerKind::Hybrid { alpha } => (alpha > 0.0, alpha < 1.0, false),
+            SamplerKind::Group { .. } => (false, true, false),
+            SamplerKind::HybridGroup { alpha, .. } => (alpha > 0.0, alpha < 1.0, false),
         };
+        let cross_take = config.kind.cross_take(b);
         let mut pools = Vec::with_capacity(corpora.len());
         let mut streams = Vec::with_capacity(corpora.len());
         for corpus in corpora {
@@ -402,10 +469,15 @@ impl Sampler {
                      has {largest}"
                 )));
             }
-            if needs_cross && p.cross.len() < b {
+            if needs_cross && p.cross.len() < cross_take {
+                let what = if config.kind.group_langs().is_some() {
+                    "group"
+                } else {
+                    "cross"
+                };
                 return Err(unsat(format!(
-                    "cross batches of {b} need {b} groups in two or more languages; there are {} \
-                     ({} groups exist in one language only)",
+                    "{what} batches of {b} need {cross_take} groups in two or more languages; \
+                     there are {} ({} groups exist in one language only)",
                     p.cross.len(),
                     p.all.len() - p.cross.len()
                 )));
@@ -517,6 +589,14 @@ impl Sampler {
                     BatchKind::Cross
                 }
             }
+            SamplerKind::Group { .. } => BatchKind::Group,
+            SamplerKind::HybridGroup { alpha, .. } => {
+                if unit_f64(rng) < alpha {
+                    BatchKind::Mono
+                } else {
+                    BatchKind::Group
+                }
+            }
         };
         let pools = &self.pools[c];
         let streams = &mut self.streams[c];
@@ -550,6 +630,27 @@ impl Sampler {
                         query_lang: langs[x as usize],
                         passage_lang: langs[y as usize],
                     });
+                }
+                epoch
+            }
+            BatchKind::Group => {
+                let k = self.config.kind.group_langs().unwrap_or(2);
+                let take = self.config.kind.cross_take(b);
+                let (epoch, groups) = streams
+                    .cross
+                    .take(&pools.cross, take, seed, c, STREAM_CROSS);
+                let mut langs: Vec<LangId> = Vec::new();
+                for &g in groups {
+                    langs.clear();
+                    langs.extend_from_slice(pools.group_langs(g));
+                    partial_shuffle(rng, &mut langs, k);
+                    for &lang in langs.iter().take(k.min(b - pairs.len())) {
+                        pairs.push(PairRef {
+                            group: g as usize,
+                            query_lang: lang,
+                            passage_lang: lang,
+                        });
+                    }
                 }
                 epoch
             }
@@ -628,6 +729,7 @@ impl Sampler {
         let mut sampler =
             Sampler::new(corpora, state.config.clone())?.shard(state.rank, state.world)?;
         let b = sampler.config.batch_size;
+        let cross_take = sampler.config.kind.cross_take(b);
         for (c, (cs, corpus)) in state.corpora.iter().zip(corpora).enumerate() {
             let pools = &sampler.pools[c];
             if cs.fingerprint != pools.fingerprint {
@@ -643,12 +745,12 @@ impl Sampler {
                     pools.mono.len()
                 )));
             }
-            let check = |pos: &StreamPos, len: usize, what: &str| {
+            let check = |pos: &StreamPos, len: usize, what: &str, take: usize| {
                 // A stream never used has cursor 0; a used one has drawn whole batches.
-                if pos.cursor > len || !pos.cursor.is_multiple_of(b) {
+                if pos.cursor > len || !pos.cursor.is_multiple_of(take) {
                     Err(SamplerError::StateMismatch(format!(
-                        "corpus {c}: {what} cursor {} invalid for a pool of {len} and batch \
-                         size {b}",
+                        "corpus {c}: {what} cursor {} invalid for a pool of {len} and batches \
+                         of {take} groups",
                         pos.cursor
                     )))
                 } else {
@@ -656,10 +758,10 @@ impl Sampler {
                 }
             };
             for (l, pos) in cs.mono.iter().enumerate() {
-                check(pos, pools.mono[l].len(), "mono")?;
+                check(pos, pools.mono[l].len(), "mono", b)?;
             }
-            check(&cs.cross, pools.cross.len(), "cross")?;
-            check(&cs.mixed, pools.all.len(), "mixed")?;
+            check(&cs.cross, pools.cross.len(), "cross", cross_take)?;
+            check(&cs.mixed, pools.all.len(), "mixed", b)?;
             let streams = &mut sampler.streams[c];
             for (s, pos) in streams.mono.iter_mut().zip(&cs.mono) {
                 s.pos = *pos;

@@ -100,8 +100,9 @@ pub fn split_validation(
         let topics: std::collections::HashMap<String, Option<u64>> = (0..corpus.len())
             .map(|g| (corpus.group_id(g).to_string(), corpus.topic(g)))
             .collect();
+        let context = corpus.has_context_negatives();
         let rebuilt = |name: String, groups| -> Result<Corpus> {
-            let c = Corpus::from_groups(name, groups)?;
+            let c = Corpus::from_groups(name, groups)?.with_context_negatives(context);
             Ok(if has_topics {
                 c.with_topics(|id| topics.get(id).copied().flatten())
             } else {

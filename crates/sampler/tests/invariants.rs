@@ -23,6 +23,9 @@ fn kind() -> impl Strategy<Value = SamplerKind> {
         (0.0f64..=1.0).prop_map(|alpha| SamplerKind::Hybrid { alpha }),
         Just(SamplerKind::Hybrid { alpha: 0.0 }),
         Just(SamplerKind::Hybrid { alpha: 1.0 }),
+        (2usize..=4).prop_map(|langs| SamplerKind::Group { langs }),
+        (0.0f64..=1.0, 2usize..=3)
+            .prop_map(|(alpha, langs)| SamplerKind::HybridGroup { alpha, langs }),
     ]
 }
 
@@ -39,12 +42,30 @@ fn satisfiable(c: &Corpus, cfg: &SamplerConfig) -> bool {
         .count()
         >= b;
     let mixed = c.len() >= b;
+    let group = |k: usize| {
+        (0..c.len())
+            .filter(|&g| c.group_langs(g).len() >= 2)
+            .count()
+            >= b.div_ceil(k)
+    };
     match cfg.kind {
         SamplerKind::Mono => mono,
         SamplerKind::Cross => cross,
         SamplerKind::Mixed => mixed,
         SamplerKind::Hybrid { alpha } => (alpha == 0.0 || mono) && (alpha == 1.0 || cross),
+        SamplerKind::Group { langs } => group(langs),
+        SamplerKind::HybridGroup { alpha, langs } => {
+            (alpha == 0.0 || mono) && (alpha == 1.0 || group(langs))
+        }
     }
+}
+
+/// Whether the configuration itself is invalid: group batches smaller than two groups' worth
+/// of languages.
+fn invalid(cfg: &SamplerConfig) -> bool {
+    cfg.kind
+        .group_langs()
+        .is_some_and(|k| cfg.batch_size < 2 * k)
 }
 
 /// A sampler, or `None` when the corpus legitimately cannot feed it (checked).
@@ -54,6 +75,8 @@ fn sampler_or_skip(
 ) -> Result<Option<Sampler>, TestCaseError> {
     let ok = corpora.iter().all(|c| satisfiable(c, cfg));
     match Sampler::new(corpora, cfg.clone()) {
+        Err(SamplerError::InvalidArgument(_)) if invalid(cfg) => Ok(None),
+        Ok(_) if invalid(cfg) => Err(TestCaseError::fail("invalid group config accepted")),
         Ok(s) => {
             prop_assert!(ok, "sampler built for an unsatisfiable config");
             Ok(Some(s))
@@ -91,7 +114,13 @@ proptest! {
                 SamplerKind::Hybrid { alpha } => match batch.kind {
                     BatchKind::Mono => alpha > 0.0,
                     BatchKind::Cross => alpha < 1.0,
-                    BatchKind::Mixed => false,
+                    _ => false,
+                },
+                SamplerKind::Group { .. } => batch.kind == BatchKind::Group,
+                SamplerKind::HybridGroup { alpha, .. } => match batch.kind {
+                    BatchKind::Mono => alpha > 0.0,
+                    BatchKind::Group => alpha < 1.0,
+                    _ => false,
                 },
             };
             prop_assert!(ok_kind, "batch kind {:?} under {:?}", batch.kind, cfg.kind);
@@ -113,12 +142,14 @@ proptest! {
         let batches: Vec<Batch> = (0..n).map(|_| s.next_batch()).collect();
         check_without_replacement(&batches).map_err(TestCaseError::fail)?;
         let c = &corpora[0];
-        let pool = match cfg.kind {
-            SamplerKind::Cross => (0..c.len()).filter(|&g| c.group_langs(g).len() >= 2).count(),
-            SamplerKind::Mixed => c.len(),
+        let cross_pool = (0..c.len()).filter(|&g| c.group_langs(g).len() >= 2).count();
+        let (pool, take) = match cfg.kind {
+            SamplerKind::Cross => (cross_pool, cfg.batch_size),
+            SamplerKind::Mixed => (c.len(), cfg.batch_size),
+            SamplerKind::Group { langs } => (cross_pool, cfg.batch_size.div_ceil(langs)),
             _ => return Ok(()),
         };
-        let per_epoch = pool / cfg.batch_size;
+        let per_epoch = pool / take;
         for (i, b) in batches.iter().enumerate() {
             prop_assert_eq!(b.epoch, (i / per_epoch) as u64);
         }
@@ -128,7 +159,7 @@ proptest! {
                 .iter()
                 .flat_map(|b| b.pairs.iter().map(|p| p.group))
                 .collect();
-            prop_assert_eq!(first.len(), per_epoch * cfg.batch_size);
+            prop_assert_eq!(first.len(), per_epoch * take);
         }
     }
 
@@ -228,7 +259,30 @@ fn bad_arguments_are_errors() {
             matches!(r, Err(SamplerError::InvalidArgument(_))),
             "{alpha}"
         );
+        let r = new(SamplerKind::HybridGroup { alpha, langs: 2 }, 4);
+        assert!(
+            matches!(r, Err(SamplerError::InvalidArgument(_))),
+            "{alpha}"
+        );
     }
+    // Group batches: at least 2 languages per group, and room for another group's negatives.
+    for (langs, b) in [(1, 4), (0, 4), (2, 3), (3, 5)] {
+        let r = new(SamplerKind::Group { langs }, b);
+        let Err(SamplerError::InvalidArgument(m)) = r else {
+            panic!("group {langs} with batch {b}: {r:?}");
+        };
+        assert!(m.contains("group"), "{m}");
+    }
+    assert!(new(SamplerKind::Group { langs: 2 }, 4).is_ok());
+    // Four groups in two languages: batches of 10 with 2 languages need 5 groups.
+    let Err(SamplerError::Unsatisfiable { detail, .. }) = new(SamplerKind::Group { langs: 2 }, 10)
+    else {
+        panic!("5 groups from 4");
+    };
+    assert!(
+        detail.contains("group batches of 10 need 5 groups"),
+        "{detail}"
+    );
     assert!(matches!(
         new(SamplerKind::Cross, 5),
         Err(SamplerError::Unsatisfiable { .. })
@@ -317,4 +371,55 @@ fn state_is_small_and_floats_roundtrip_exactly() {
     .unwrap();
     assert_eq!(cfg.kind, SamplerKind::Hybrid { alpha: 0.5 });
     assert_eq!(cfg.weights, Some(vec![2.0]));
+}
+
+/// A group batch on a corpus where every group has 3 languages: with 2 languages per group,
+/// batch size 6 takes 3 groups, each in 2 distinct languages, monolingual pairs.
+#[test]
+fn group_batches_hold_each_group_in_several_languages() {
+    let corpora = vec![synthetic("c", &[7; 9])];
+    let cfg = SamplerConfig::new(SamplerKind::Group { langs: 2 }, 6, 4);
+    let mut s = Sampler::new(&corpora, cfg).unwrap();
+    let mut seen = HashSet::new();
+    for i in 0..3 {
+        let b = s.next_batch();
+        assert_eq!(
+            (b.kind, b.pairs.len(), b.epoch),
+            (BatchKind::Group, 6, 0),
+            "{b:?}"
+        );
+        for pair in b.pairs.chunks(2) {
+            assert_eq!(pair[0].group, pair[1].group);
+            assert_ne!(pair[0].query_lang, pair[1].query_lang);
+            assert!(pair.iter().all(|p| p.query_lang == p.passage_lang));
+            assert!(
+                seen.insert(pair[0].group),
+                "group twice in epoch 0 (batch {i})"
+            );
+        }
+    }
+    assert_eq!(s.next_batch().epoch, 1);
+    // Odd sizes cut the last group short; groups in fewer languages give fewer pairs.
+    let cfg = SamplerConfig::new(SamplerKind::Group { langs: 3 }, 7, 4);
+    let b = Sampler::new(&corpora, cfg).unwrap().next_batch();
+    assert_eq!(b.pairs.len(), 7);
+    let two = vec![synthetic("c", &[3; 9])];
+    let cfg = SamplerConfig::new(SamplerKind::Group { langs: 3 }, 6, 4);
+    let b = Sampler::new(&two, cfg).unwrap().next_batch();
+    assert_eq!(b.pairs.len(), 4, "2 groups in their 2 languages");
+    // The kind and its sizes survive a state round trip.
+    let cfg = SamplerConfig::new(
+        SamplerKind::HybridGroup {
+            alpha: 0.25,
+            langs: 3,
+        },
+        6,
+        1,
+    );
+    let mut a = Sampler::new(&corpora, cfg).unwrap();
+    a.next_batch();
+    let mut r = Sampler::resume(&corpora, &roundtrip(&a.state())).unwrap();
+    for _ in 0..5 {
+        assert_eq!(r.next_batch(), a.next_batch());
+    }
 }

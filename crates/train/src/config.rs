@@ -142,6 +142,9 @@ impl TrainConfig {
     pub const DEFAULT_SAMPLER: SamplerKind = SamplerKind::Hybrid {
         alpha: Self::DEFAULT_ALPHA,
     };
+    /// Default languages per group of the group samplers ([`SamplerKind::Group`],
+    /// [`SamplerKind::HybridGroup`]).
+    pub const DEFAULT_GROUP_LANGS: usize = 2;
     /// Default [`batch_size`](Self::batch_size).
     pub const DEFAULT_BATCH_SIZE: usize = 32;
     /// Default [`steps`](Self::steps).
@@ -244,21 +247,22 @@ impl TrainConfig {
         }
     }
 
-    /// How batches draw their hard negatives: at most `max_negatives`, else
-    /// `context_negatives` when that is set, per pair and language list; in the languages of
-    /// `negative_langs` with context negatives, else in the passage's (a corpus' own
-    /// negatives).
-    pub fn negative_draw(&self) -> NegativeDraw {
-        let context = self.context_negatives > 0;
-        NegativeDraw {
-            max: self
-                .max_negatives
-                .or(context.then_some(self.context_negatives)),
-            langs: if context {
-                self.negative_langs
-            } else {
-                NegativeLangs::Passage
-            },
+    /// How the batches of a corpus draw their hard negatives. A corpus with in-context
+    /// negatives ([`Corpus::has_context_negatives`](multiret_sampler::Corpus::has_context_negatives)):
+    /// at most `max_negatives`, else `context_negatives`, per pair and language list, in the
+    /// languages of `negative_langs`. Any other corpus (the other entries of a mixed
+    /// `--train` list): at most `max_negatives` of its own, in the passage's language.
+    pub fn negative_draw(&self, context_corpus: bool) -> NegativeDraw {
+        if context_corpus && self.context_negatives > 0 {
+            NegativeDraw {
+                max: self.max_negatives.or(Some(self.context_negatives)),
+                langs: self.negative_langs,
+            }
+        } else {
+            NegativeDraw {
+                max: self.max_negatives,
+                langs: NegativeLangs::Passage,
+            }
         }
     }
 
@@ -372,6 +376,26 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-context settings (`--context-negatives`, `--negative-langs`) apply to corpora
+    /// with in-context negatives only; `--max-negatives` caps every corpus.
+    #[test]
+    fn context_negative_settings_apply_to_context_corpora_only() {
+        let draw = |max, langs| NegativeDraw { max, langs };
+        let mut c = TrainConfig::new("m", "t", "o");
+        c.context_negatives = 2;
+        c.negative_langs = NegativeLangs::Both;
+        assert_eq!(c.negative_draw(true), draw(Some(2), NegativeLangs::Both));
+        assert_eq!(c.negative_draw(false), draw(None, NegativeLangs::Passage));
+        c.max_negatives = Some(5);
+        assert_eq!(c.negative_draw(true), draw(Some(5), NegativeLangs::Both));
+        assert_eq!(
+            c.negative_draw(false),
+            draw(Some(5), NegativeLangs::Passage)
+        );
+        c.context_negatives = 0;
+        assert_eq!(c.negative_draw(true), draw(Some(5), NegativeLangs::Passage));
+    }
 
     #[test]
     fn new_is_the_defaults_with_model_data_and_output() {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::loss::BatchMask;
 
 /// One batch, tokenised.
 #[derive(Debug, Clone)]
@@ -20,10 +21,9 @@ pub struct TokenizedBatch {
     pub queries: Vec<Vec<u32>>,
     /// Positive ids (one per query), then hard negative ids.
     pub passages: Vec<Vec<u32>>,
-    /// (query, passage) pairs the loss leaves out ([`crate::info_nce_masked`]): hard
-    /// negatives that may be another query's positive (the same text, or a sentence of the
-    /// same source paragraph, [`multiret_sampler::Corpus::topic`]).
-    pub excluded: Vec<(usize, usize)>,
+    /// Which (query, passage) pairs are positives beyond the diagonal, and which the loss
+    /// leaves out ([`crate::info_nce_masked`]).
+    pub mask: BatchMask,
     /// The batch kind.
     pub kind: BatchKind,
 }
@@ -73,14 +73,21 @@ pub struct NegativeDraw {
     pub langs: NegativeLangs,
 }
 
-/// Resolves and tokenises a batch. Each pair's hard negatives come from its passage-language
-/// list, its query-language list (cross pairs; [`multiret_sampler::Texts::query_negatives`]),
-/// or both, as `draw.langs` says; beyond `draw.max` per list they are drawn at random. Every
-/// negative is shared with every query of the batch, except where it may be that query's
-/// positive: a text equal to its positive, or, in corpora with topics, a negative of a pair
-/// on the query's topic (another question on the same paragraph, in any language); those
-/// pairs go into [`TokenizedBatch::excluded`]. Texts repeated among the negatives are kept
-/// once.
+/// Resolves and tokenises a batch.
+///
+/// Each pair's hard negatives come from its passage-language list, its query-language list
+/// (cross pairs; [`multiret_sampler::Texts::query_negatives`]), or both, as `draw.langs` says;
+/// beyond `draw.max` per list they are drawn at random. A negative whose text is a positive
+/// of the batch, or repeats an earlier negative, is kept once.
+///
+/// The [`BatchMask`]:
+/// - **positives**: pairs of one group (the language versions of a group batch) are
+///   positives for each other's queries;
+/// - **excluded**, for query `q`: another group's positive with the same text as `q`'s, or on
+///   `q`'s topic ([`multiret_sampler::Corpus::topic`]: another question on the same
+///   paragraph, in any language, whose answer may be `q`'s or a translation of it); and a
+///   negative drawn only by pairs of other groups when one of them is on `q`'s topic.
+///   Every other negative is shared with every query of the batch.
 pub fn tokenize_batch(
     model: &Model,
     corpus: &Corpus,
@@ -90,23 +97,32 @@ pub fn tokenize_batch(
     draw: NegativeDraw,
     rng: &mut ChaCha8Rng,
 ) -> Result<TokenizedBatch> {
-    let mut queries = Vec::with_capacity(pairs.len());
-    let mut positives = Vec::with_capacity(pairs.len());
-    let mut raw_positives: Vec<String> = Vec::with_capacity(pairs.len());
-    let mut topics = Vec::with_capacity(pairs.len());
-    // Each negative: its text and the pair it came from.
-    let mut negatives: Vec<(String, usize)> = Vec::new();
-    for (i, p) in pairs.iter().enumerate() {
+    let n = pairs.len();
+    let mut texts = Vec::with_capacity(n);
+    for p in pairs {
         let t = corpus.texts(p)?;
         if t.positive_context.is_some() {
             return Err(TrainError::Config(
                 "training on text pairs (a positive with a context) is not supported".into(),
             ));
         }
-        queries.push(model.prefixed(&t.query, Kind::Query));
-        positives.push(model.prefixed(&t.positive, Kind::Passage));
-        raw_positives.push(t.positive.to_string());
-        topics.push(t.topic);
+        texts.push(t);
+    }
+    let same_topic =
+        |a: usize, b: usize| texts[a].topic.is_some() && texts[a].topic == texts[b].topic;
+    let mut mask = BatchMask::default();
+    for q in 0..n {
+        for j in (0..n).filter(|&j| j != q) {
+            if pairs[q].group == pairs[j].group {
+                mask.positives.push((q, j));
+            } else if same_topic(q, j) || texts[q].positive == texts[j].positive {
+                mask.excluded.push((q, j));
+            }
+        }
+    }
+    // Each negative: its text and the pairs that drew it.
+    let mut negatives: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, (p, t)) in pairs.iter().zip(&texts).enumerate() {
         let cross = p.query_lang != p.passage_lang;
         let lists: &[&[std::borrow::Cow<'_, str>]] = match (draw.langs, cross) {
             (NegativeLangs::Both, true) => &[&t.negatives, &t.query_negatives],
@@ -120,37 +136,48 @@ pub fn tokenize_batch(
                 partial_shuffle(rng, &mut negs, k);
                 negs.truncate(k);
             }
-            for n in negs {
-                if !negatives.iter().any(|(t, _)| t == n.as_ref()) {
-                    negatives.push((n.to_string(), i));
+            for neg in negs {
+                let neg = neg.as_ref();
+                if texts.iter().any(|t| t.positive == neg) {
+                    continue;
+                }
+                match negatives.iter_mut().find(|(t, _)| *t == neg) {
+                    Some((_, from)) => {
+                        if !from.contains(&i) {
+                            from.push(i);
+                        }
+                    }
+                    None => negatives.push((neg, vec![i])),
                 }
             }
         }
     }
-    let n = pairs.len();
-    let mut excluded = Vec::new();
-    for (k, (text, from)) in negatives.iter().enumerate() {
+    for (k, (_, from)) in negatives.iter().enumerate() {
         for q in 0..n {
-            let same_topic = q != *from && topics[q].is_some() && topics[q] == topics[*from];
-            if same_topic || raw_positives[q] == *text {
-                excluded.push((q, n + k));
+            let own = from.iter().any(|&s| pairs[s].group == pairs[q].group);
+            if !own && from.iter().any(|&s| same_topic(q, s)) {
+                mask.excluded.push((q, n + k));
             }
         }
     }
-    let negatives: Vec<String> = negatives
+    let queries: Vec<String> = texts
         .iter()
-        .map(|(t, _)| model.prefixed(t, Kind::Passage))
+        .map(|t| model.prefixed(&t.query, Kind::Query))
+        .collect();
+    let passages: Vec<String> = texts
+        .iter()
+        .map(|t| t.positive.as_ref())
+        .chain(negatives.iter().map(|(t, _)| *t))
+        .map(|t| model.prefixed(t, Kind::Passage))
         .collect();
     let enc = |texts: &[String]| -> Result<Vec<Vec<u32>>> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         Ok(model.encode_texts_up_to(&refs, max_len)?)
     };
-    let mut passages = enc(&positives)?;
-    passages.extend(enc(&negatives)?);
     Ok(TokenizedBatch {
         queries: enc(&queries)?,
-        passages,
-        excluded,
+        passages: enc(&passages)?,
+        mask,
         kind,
     })
 }
@@ -168,8 +195,9 @@ pub(crate) struct TrainData {
     pub(crate) held_out: Vec<String>,
     /// Most tokens per text.
     max_len: usize,
-    /// How batches draw their hard negatives.
-    draw: NegativeDraw,
+    /// How batches draw their hard negatives: of corpora with in-context negatives, and of
+    /// the others ([`TrainConfig::negative_draw`]).
+    draws: [NegativeDraw; 2],
 }
 
 impl TrainData {
@@ -210,7 +238,7 @@ impl TrainData {
             validation,
             held_out,
             max_len,
-            draw: cfg.negative_draw(),
+            draws: draws(cfg),
         })
     }
 
@@ -229,8 +257,13 @@ impl TrainData {
         batch: &Batch,
         rng: &mut ChaCha8Rng,
     ) -> Result<TokenizedBatch> {
-        tokenize_in(model, &self.corpora, batch, self.max_len, self.draw, rng)
+        tokenize_in(model, &self.corpora, batch, self.max_len, self.draws, rng)
     }
+}
+
+/// The draws of [`TrainData::draws`].
+fn draws(cfg: &TrainConfig) -> [NegativeDraw; 2] {
+    [cfg.negative_draw(true), cfg.negative_draw(false)]
 }
 
 /// [`tokenize_batch`] for a batch of a sampler over `corpora`.
@@ -239,10 +272,11 @@ fn tokenize_in(
     corpora: &[Corpus],
     batch: &Batch,
     max_len: usize,
-    draw: NegativeDraw,
+    draws: [NegativeDraw; 2],
     rng: &mut ChaCha8Rng,
 ) -> Result<TokenizedBatch> {
     let corpus = &corpora[batch.corpus];
+    let draw = draws[usize::from(!corpus.has_context_negatives())];
     tokenize_batch(model, corpus, &batch.pairs, batch.kind, max_len, draw, rng)
 }
 
@@ -271,7 +305,7 @@ fn validation_batches(
     (0..groups.div_ceil(b))
         .map(|_| {
             let batch = sampler.next_batch();
-            tokenize_in(model, val, &batch, max_len, cfg.negative_draw(), &mut rng)
+            tokenize_in(model, val, &batch, max_len, draws(cfg), &mut rng)
         })
         .collect()
 }

@@ -42,6 +42,17 @@ pub enum TrainError {
         /// The loss value.
         loss: f32,
     },
+    /// A validation score became NaN or infinite (the weights diverged): it cannot be compared,
+    /// so it cannot pick the kept weights.
+    #[error("step {step}: the validation {what} is not finite ({value})")]
+    NonFiniteValidation {
+        /// The step (0 for the merge grid, which runs after training).
+        step: u64,
+        /// Which score.
+        what: String,
+        /// Its value.
+        value: f64,
+    },
     /// The requested device is not available in this build or on this machine.
     #[error("device: {0}")]
     Device(String),

@@ -79,7 +79,9 @@ pub use encoder::{
     TrainableEncoder, BUCKET_OVERHEAD_TOKENS,
 };
 pub use error::{Result, TrainError};
-pub use loss::{info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked};
+pub use loss::{
+    info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked, BatchMask,
+};
 pub use optim::{AdamWOptimizer, AdamWParams, LinearSchedule};
 pub use session::TrainSummary;
 pub use state::{StepLog, TrainerState, TRAINER_STATE_FORMAT};

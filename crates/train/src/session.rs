@@ -116,16 +116,28 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         match &start {
             Start::Finished(dir, st) => {
                 st.run.ensure_same(&run, dir, "finished")?;
+                // A merge that an error or an interruption left undone is made now.
+                let (merged, merged_now) = match merged_before(cfg) {
+                    _ if cfg.merge_grid.is_empty() => (None, false),
+                    Some(m) => (Some(m), false),
+                    None => {
+                        let tuned = Model::load_hf_dir(dir)?;
+                        let max_len = cfg.max_len.unwrap_or(usize::MAX).min(tuned.max_tokens());
+                        let data = TrainData::load(cfg, &tuned, max_len)?;
+                        let m = merge(cfg, &tuned, dir, &data.held_out, retrieval)?;
+                        (Some(m), true)
+                    }
+                };
                 return Ok(Opened::Finished(TrainSummary {
                     steps: st.step,
                     resumed_from: Some(st.step),
-                    already_finished: true,
+                    already_finished: !merged_now,
                     stopped_early: st.stopped_early,
                     last_loss: None,
                     best_val: st.best_val_loss.zip(st.best_step),
                     tokens_per_s: 0.0,
                     checkpoint: dir.clone(),
-                    merged: None,
+                    merged,
                     eval_report: None,
                     recovered,
                 }));
@@ -157,6 +169,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 // left.
                 let _ = std::fs::remove_file(out.join(LOG_FILE));
                 let _ = std::fs::remove_dir_all(out.join(BEST_DIR));
+                let _ = std::fs::remove_dir_all(out.join(MERGED_DIR));
+                let _ = std::fs::remove_file(out.join(MERGE_FILE));
                 (sampler, state, None)
             }
         };
@@ -208,7 +222,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             &enc,
             &tb.queries,
             &tb.passages,
-            &tb.excluded,
+            &tb.mask,
             loss_config(cfg),
             cfg.accumulate,
             &self.device,
@@ -276,7 +290,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 &inner,
                 &vb.queries,
                 &vb.passages,
-                &vb.excluded,
+                &vb.mask,
                 loss_config(cfg),
                 &self.device,
             )?;
@@ -304,6 +318,20 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 cfg.train
             ))
         })?;
+        if !v.is_finite() {
+            return Err(TrainError::NonFiniteValidation {
+                step,
+                what: "loss".into(),
+                value: v,
+            });
+        }
+        if !score.is_finite() {
+            return Err(TrainError::NonFiniteValidation {
+                step,
+                what: format!("score ({})", cfg.select.name()),
+                value: score,
+            });
+        }
         // Runs saved before `best_score` existed selected by the loss: their best is -loss.
         let best = self
             .state
@@ -364,7 +392,15 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         let merged = if self.cfg.merge_grid.is_empty() {
             None
         } else {
-            Some(self.merge(&final_dir)?)
+            let tuned = Model::load_hf_dir(&final_dir)?;
+            let hook = self.retrieval.as_deref_mut();
+            Some(merge(
+                self.cfg,
+                &tuned,
+                &final_dir,
+                &self.data.held_out,
+                hook,
+            )?)
         };
         Ok(TrainSummary {
             steps: self.state.step,
@@ -383,68 +419,6 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             eval_report: None,
             recovered: self.recovered,
         })
-    }
-
-    /// The merge grid ([`TrainConfig::merge_grid`]): scores every interpolation of the starting
-    /// model and the final checkpoint on the held-out groups, writes the best one to
-    /// `merged/` (an HF directory whose card records the weight) and every score to
-    /// `merge.json`. Returns the directory and the chosen weight.
-    fn merge(&mut self, final_dir: &Path) -> Result<(PathBuf, f32)> {
-        let cfg = self.cfg;
-        let tuned = Model::load_hf_dir(final_dir)?;
-        let start = Model::load(&cfg.model, &cfg.cache_dir)?;
-        if start.config != tuned.config {
-            return Err(TrainError::Config(format!(
-                "--merge-grid: the starting model {} and the checkpoint differ in configuration",
-                cfg.model
-            )));
-        }
-        // The starting weights in the checkpoint's shell, so that only the weights mix.
-        let start = Model {
-            weights: start.weights,
-            ..self.shell_clone()
-        };
-        let hook = self.retrieval.as_mut().ok_or_else(|| {
-            TrainError::Config("--merge-grid needs the retrieval validation hook".into())
-        })?;
-        let mut rows = Vec::new();
-        let mut best: Option<(f64, f32)> = None;
-        for &w in &cfg.merge_grid {
-            let m = start.interpolate(&tuned, w)?;
-            let scores = hook(m, &self.data.held_out)
-                .map_err(TrainError::Eval)?
-                .ok_or_else(|| {
-                    TrainError::Config(format!(
-                        "--merge-grid needs retrieval scores, and the training data ({}) is not \
-                         a LAReQA dataset the validation can score",
-                        cfg.train
-                    ))
-                })?;
-            let score = cfg
-                .select
-                .score(0.0, Some(&scores))
-                .expect("a retrieval score");
-            rows.push(serde_json::json!({"weight": w, "scores": scores, "score": score}));
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, w));
-            }
-        }
-        let (_, w) = best.expect("a non-empty grid");
-        let chosen = start.interpolate(&tuned, w)?;
-        let mut card = training_card(cfg, self.state.weights_step.max(self.state.step));
-        card.training.push(merge_fact(cfg, w));
-        let dir = cfg.out.join(MERGED_DIR);
-        checkpoint::write_dir_atomic(&dir, |tmp| Ok(chosen.save_hf_dir(tmp, &card)?))?;
-        let record = serde_json::json!({
-            "select": cfg.select.name(),
-            "grid": rows,
-            "chosen_weight": w,
-        });
-        multiret_data::write_atomic(
-            &cfg.out.join(MERGE_FILE),
-            format!("{record:#}\n").as_bytes(),
-        )?;
-        Ok((dir, w))
     }
 
     /// Writes a checkpoint directory: the HF files and the training state (and the optimiser
@@ -498,7 +472,9 @@ fn find_start(cfg: &TrainConfig) -> Result<Start> {
     let has_run = out.join(LOG_FILE).exists()
         || !periodic.is_empty()
         || final_dir.exists()
-        || out.join(BEST_DIR).exists();
+        || out.join(BEST_DIR).exists()
+        || out.join(MERGED_DIR).exists()
+        || out.join(MERGE_FILE).exists();
     if !cfg.resume {
         if has_run {
             return Err(TrainError::Config(format!(
@@ -551,6 +527,15 @@ fn load_model<B: AutodiffBackend>(
         )));
     }
     let max_len = cfg.max_len.unwrap_or(usize::MAX).min(model.max_tokens());
+    let layers = model.config.layers;
+    if cfg.freeze_embeddings && cfg.freeze_layers >= layers && layers > 0 {
+        return Err(TrainError::Config(format!(
+            "--freeze-layers {} freezes every layer of the model, and with --freeze-embeddings \
+             only the position embeddings and the embedding LayerNorm would train; freeze fewer \
+             layers",
+            cfg.freeze_layers
+        )));
+    }
     let weights = std::mem::replace(&mut model.weights, empty_weights());
     let encoder = TrainableEncoder::<B>::from_weights(&model.config, &weights, device)?
         .with_settings(&model.settings)
@@ -595,6 +580,95 @@ pub(crate) fn merge_fact(cfg: &TrainConfig, w: f32) -> (String, String) {
     )
 }
 
+/// The merge grid ([`TrainConfig::merge_grid`]): scores every interpolation of the starting
+/// model and the final checkpoint `final_dir` on the held-out groups, writes the best one to
+/// `merged/` (an HF directory whose card records the weight and the checkpoint's step) and
+/// every score to `merge.json`. Returns the directory and the chosen weight. `tuned` is the
+/// checkpoint of `final_dir`, loaded.
+fn merge(
+    cfg: &TrainConfig,
+    tuned: &Model,
+    final_dir: &Path,
+    held_out: &[String],
+    hook: Option<&mut RetrievalHook<'_>>,
+) -> Result<(PathBuf, f32)> {
+    let steps = TrainerState::read(final_dir)?.weights_step;
+    let start = Model::load(&cfg.model, &cfg.cache_dir)?;
+    if start.config != tuned.config {
+        return Err(TrainError::Config(format!(
+            "--merge-grid: the starting model {} and the checkpoint differ in configuration",
+            cfg.model
+        )));
+    }
+    // The starting weights in the checkpoint's shell, so that only the weights mix.
+    let start = Model {
+        name: tuned.name.clone(),
+        config: tuned.config.clone(),
+        settings: tuned.settings.clone(),
+        tokenizer: tuned.tokenizer.clone(),
+        weights: start.weights,
+        head: tuned.head.clone(),
+    };
+    let hook = hook.ok_or_else(|| {
+        TrainError::Config("--merge-grid needs the retrieval validation hook".into())
+    })?;
+    let mut rows = Vec::new();
+    let mut best: Option<(f64, f32)> = None;
+    for &w in &cfg.merge_grid {
+        let m = start.interpolate(tuned, w)?;
+        let scores = hook(m, held_out)
+            .map_err(TrainError::Eval)?
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                "--merge-grid needs retrieval scores, and the training data ({}) is not a LAReQA \
+                 dataset the validation can score",
+                cfg.train
+            ))
+            })?;
+        let score = cfg
+            .select
+            .score(0.0, Some(&scores))
+            .expect("a retrieval score");
+        if !score.is_finite() {
+            return Err(TrainError::NonFiniteValidation {
+                step: 0,
+                what: format!("score ({}) of the merge with weight {w}", cfg.select.name()),
+                value: score,
+            });
+        }
+        rows.push(serde_json::json!({"weight": w, "scores": scores, "score": score}));
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, w));
+        }
+    }
+    let (_, w) = best.expect("a non-empty grid");
+    let chosen = start.interpolate(tuned, w)?;
+    let mut card = training_card(cfg, steps);
+    card.training.push(merge_fact(cfg, w));
+    let dir = cfg.out.join(MERGED_DIR);
+    checkpoint::write_dir_atomic(&dir, |tmp| Ok(chosen.save_hf_dir(tmp, &card)?))?;
+    let record = serde_json::json!({
+        "select": cfg.select.name(),
+        "grid": rows,
+        "chosen_weight": w,
+        "step": steps,
+    });
+    multiret_data::write_atomic(
+        &cfg.out.join(MERGE_FILE),
+        format!("{record:#}\n").as_bytes(),
+    )?;
+    Ok((dir, w))
+}
+
+/// The merge a finished run already made: `merged/` and the weight `merge.json` records.
+fn merged_before(cfg: &TrainConfig) -> Option<(PathBuf, f32)> {
+    let dir = cfg.out.join(MERGED_DIR);
+    let text = std::fs::read_to_string(cfg.out.join(MERGE_FILE)).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let w = record.get("chosen_weight")?.as_f64()? as f32;
+    dir.join("model.safetensors").is_file().then_some((dir, w))
+}
+
 pub(crate) fn training_card(cfg: &TrainConfig, steps: u64) -> ModelCard {
     let base = multiret_model::fetch::Builtin::base_model_name(&cfg.model);
     let sampler = match cfg.sampler {
@@ -604,6 +678,13 @@ pub(crate) fn training_card(cfg: &TrainConfig, steps: u64) -> ModelCard {
         SamplerKind::Mono => "X-X-mono (one language per batch)".to_string(),
         SamplerKind::Cross => "X-Y (cross-lingual pairs)".to_string(),
         SamplerKind::Mixed => "X-X mixed (monolingual pairs, languages mixed)".to_string(),
+        SamplerKind::Group { langs } => {
+            format!("group (multi-positive: each group in up to {langs} languages)")
+        }
+        SamplerKind::HybridGroup { alpha, langs } => format!(
+            "hybrid-group (monolingual batch with probability {alpha}, else a group batch of \
+             up to {langs} languages per group)"
+        ),
     };
     let mut training = vec![
         ("training data".to_string(), cfg.train.clone()),

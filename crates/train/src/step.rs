@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::encoder::TrainableEncoder;
 use crate::error::Result;
-use crate::loss::info_nce_masked;
+use crate::loss::{info_nce_masked, BatchMask};
 
 /// The loss settings of a step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,8 +26,8 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f32 {
 }
 
 /// The loss of a batch (`queries[i]` with positive `passages[i]`, then hard negatives in
-/// `passages[n..]`, less the `excluded` (query, passage) pairs: [`info_nce_masked`]) and the
-/// gradients of every trainable parameter.
+/// `passages[n..]`, with the positives and exclusions of `mask`: [`info_nce_masked`]) and
+/// the gradients of every trainable parameter.
 ///
 /// With `chunks == 1`, one forward and backward pass over the whole batch. With `chunks > 1`,
 /// gradient caching (Gao et al., 2021): the embeddings of the whole batch are computed chunk
@@ -41,7 +41,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     encoder: &TrainableEncoder<B>,
     queries: &[Vec<u32>],
     passages: &[Vec<u32>],
-    excluded: &[(usize, usize)],
+    mask: &BatchMask,
     loss: LossConfig,
     chunks: usize,
     device: &B::Device,
@@ -49,7 +49,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
     if chunks <= 1 {
         let q = encoder.encode(queries, device)?;
         let d = encoder.encode(passages, device)?;
-        let l = info_nce_masked(q, d, loss.temperature, loss.symmetric, excluded);
+        let l = info_nce_masked(q, d, loss.temperature, loss.symmetric, mask);
         let value = scalar(l.clone());
         let grads = GradientsParams::from_grads(l.backward(), encoder);
         return Ok((value, grads));
@@ -71,7 +71,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
         d_all.clone(),
         loss.temperature,
         loss.symmetric,
-        excluded,
+        mask,
     );
     let value = scalar(l.clone());
     let grads = l.backward();
@@ -98,7 +98,7 @@ pub fn loss_only<B: Backend>(
     encoder: &TrainableEncoder<B>,
     queries: &[Vec<u32>],
     passages: &[Vec<u32>],
-    excluded: &[(usize, usize)],
+    mask: &BatchMask,
     loss: LossConfig,
     device: &B::Device,
 ) -> Result<f32> {
@@ -109,7 +109,7 @@ pub fn loss_only<B: Backend>(
         d,
         loss.temperature,
         loss.symmetric,
-        excluded,
+        mask,
     )))
 }
 

@@ -10,9 +10,17 @@ use multiret_model::config::{Arch, Pooling};
 use multiret_train::optim::{clip_grad_norm, grad_norm};
 use multiret_train::{
     info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked, length_buckets,
-    loss_and_grads, AdamWOptimizer, AdamWParams, FlexTrain, LinearSchedule, LossConfig,
+    loss_and_grads, AdamWOptimizer, AdamWParams, BatchMask, FlexTrain, LinearSchedule, LossConfig,
     TrainableEncoder,
 };
+use proptest::prelude::*;
+
+fn excluding(pairs: &[(usize, usize)]) -> BatchMask {
+    BatchMask {
+        excluded: pairs.to_vec(),
+        ..BatchMask::default()
+    }
+}
 
 type Tb = FlexTrain;
 
@@ -81,7 +89,7 @@ fn masked_info_nce_drops_the_excluded_pairs() {
     let enc = TrainableEncoder::<Tb>::from_weights(&model.config, &model.weights, &device).unwrap();
     let q = enc.embed_ids(&ids[..3], &device).unwrap();
     let d = enc.embed_ids(&ids[1..], &device).unwrap(); // 3 positives, 3 negatives
-    let excluded = [(0, 3), (2, 5), (1, 1), (0, 9)]; // the last two are ignored
+    let excluded = excluding(&[(0, 3), (2, 5), (1, 1), (0, 9)]); // the last two are ignored
     for symmetric in [false, true] {
         let got = value(info_nce_masked(
             t2(&q, 3, 32),
@@ -110,10 +118,11 @@ fn masked_info_nce_drops_the_excluded_pairs() {
     let di: Vec<Vec<u32>> = ids[1..].to_vec();
     let mut without = di.clone();
     without.remove(4);
-    let all4 = [(0, 4), (1, 4), (2, 4)];
+    let all4 = excluding(&[(0, 4), (1, 4), (2, 4)]);
     let (lm, gm) = loss_and_grads(&enc, qi, &di, &all4, cfg, 1, &device).unwrap();
     let (lc, gc) = loss_and_grads(&enc, qi, &di, &all4, cfg, 2, &device).unwrap();
-    let (lw, gw) = loss_and_grads(&enc, qi, &without, &[], cfg, 1, &device).unwrap();
+    let (lw, gw) =
+        loss_and_grads(&enc, qi, &without, &BatchMask::default(), cfg, 1, &device).unwrap();
     assert!((lm - lw).abs() < 1e-5 * lw.abs().max(1.0), "{lm} vs {lw}");
     assert!((lc - lw).abs() < 1e-5 * lw.abs().max(1.0), "{lc} vs {lw}");
     let id = enc.layers[1].fo.w.id;
@@ -133,6 +142,116 @@ fn masked_info_nce_drops_the_excluded_pairs() {
             "{x} {y} {z}"
         );
     }
+}
+
+/// The loss of a [`BatchMask`] with random extra positives and exclusions, and its gradients
+/// with respect to every query and passage embedding: the f64 reference and its central
+/// finite differences. Rows with several positives take the multi-positive path.
+fn check_masked_against_reference(
+    n: usize,
+    m: usize,
+    dim: usize,
+    values: &[f64],
+    positives: &[(usize, usize)],
+    excluded: &[(usize, usize)],
+    temperature: f64,
+    symmetric: bool,
+) -> Result<(), TestCaseError> {
+    let (qv, dv) = values[..(n + m) * dim].split_at(n * dim);
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let (q32, d32) = (f32s(qv), f32s(dv));
+    let mask = BatchMask {
+        positives: positives.to_vec(),
+        excluded: excluded.to_vec(),
+    };
+    let q = t2(&q32, n, dim).require_grad();
+    let d = t2(&d32, m, dim).require_grad();
+    let loss = info_nce_masked(q.clone(), d.clone(), temperature as f32, symmetric, &mask);
+    let got = value(loss.clone());
+    let grads = loss.backward();
+    let gq: Vec<f32> = q.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    let gd: Vec<f32> = d.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    // The reference on the f32-rounded embeddings, in f64.
+    let (q64, d64): (Vec<f64>, Vec<f64>) = (
+        q32.iter().map(|&x| x as f64).collect(),
+        d32.iter().map(|&x| x as f64).collect(),
+    );
+    let r =
+        |q: &[f64], d: &[f64]| info_nce_reference_masked(q, d, dim, temperature, symmetric, &mask);
+    let want = r(&q64, &d64);
+    prop_assert!(
+        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+        "loss {} vs {}",
+        got,
+        want
+    );
+    let h = 1e-6;
+    let mut fd = Vec::new();
+    for k in 0..q64.len() {
+        let (mut a, mut b) = (q64.clone(), q64.clone());
+        a[k] += h;
+        b[k] -= h;
+        fd.push((r(&a, &d64) - r(&b, &d64)) / (2.0 * h));
+    }
+    for k in 0..d64.len() {
+        let (mut a, mut b) = (d64.clone(), d64.clone());
+        a[k] += h;
+        b[k] -= h;
+        fd.push((r(&q64, &a) - r(&q64, &b)) / (2.0 * h));
+    }
+    let scale = fd.iter().fold(1e-3f64, |s, x| s.max(x.abs()));
+    for (k, (g, f)) in gq.iter().chain(&gd).zip(&fd).enumerate() {
+        prop_assert!(
+            (*g as f64 - f).abs() <= 1e-3 * scale,
+            "gradient {}: {} vs finite differences {} (scale {})",
+            k,
+            g,
+            f,
+            scale
+        );
+    }
+    Ok(())
+}
+
+fn cells(rows: usize, cols: usize) -> impl Strategy<Value = Vec<(usize, usize)>> {
+    prop::collection::vec((0..rows, 0..cols), 0..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn masked_info_nce_matches_the_reference_forward_and_backward(
+        (n, extra) in (2usize..5, 0usize..3),
+        values in prop::collection::vec(-1.0f64..1.0, 12 * 4),
+        positives in cells(5, 5),
+        excluded in cells(5, 8),
+        temperature in prop_oneof![Just(0.1f64), Just(0.5), Just(1.0)],
+        symmetric in any::<bool>(),
+    ) {
+        // Out-of-range, diagonal and overlapping cells are in the mix: both sides ignore them
+        // the same way.
+        check_masked_against_reference(n, n + extra, 4, &values, &positives, &excluded, temperature, symmetric)?;
+    }
+}
+
+/// A query with two positives: the multi-positive loss by hand. q0 = (1, 0) with positives
+/// d0 = (1, 0), d1 = (0, 1) and the negative d2 = (-1, 0) at τ = 1: scores (1, 0, -1), so
+/// L0 = ½ [ln(e^1 + e^-1) - 1 + ln(e^0 + e^-1) - 0]; q1 = (0, 1) with positive d1 (and d0):
+/// scores (0, 1, 0), L1 = ½ [ln(e^0 + e^0) - 0 + ln(e^1 + e^0) - 1].
+#[test]
+fn multi_positive_info_nce_matches_a_hand_computed_example() {
+    let q = t2(&[1.0, 0.0, 0.0, 1.0], 2, 2);
+    let d = t2(&[1.0, 0.0, 0.0, 1.0, -1.0, 0.0], 3, 2);
+    let mask = BatchMask {
+        positives: vec![(0, 1), (1, 0)],
+        excluded: vec![],
+    };
+    let e = std::f64::consts::E;
+    let l0 = 0.5 * ((e + 1.0 / e).ln() - 1.0 + (1.0 + 1.0 / e).ln());
+    let l1 = 0.5 * (2f64.ln() + (e + 1.0).ln() - 1.0);
+    let got = value(info_nce_masked(q, d, 1.0, false, &mask));
+    assert!((got - (l0 + l1) / 2.0).abs() < 1e-6, "{got}");
 }
 
 #[derive(Module, Debug)]
@@ -261,8 +380,8 @@ fn gradient_caching_gives_the_full_batch_gradient() {
         temperature: 0.05,
         symmetric: true,
     };
-    let (l1, g1) = loss_and_grads(&enc, &q, &d, &[], cfg, 1, &device).unwrap();
-    let (l3, g3) = loss_and_grads(&enc, &q, &d, &[], cfg, 3, &device).unwrap();
+    let (l1, g1) = loss_and_grads(&enc, &q, &d, &BatchMask::default(), cfg, 1, &device).unwrap();
+    let (l3, g3) = loss_and_grads(&enc, &q, &d, &BatchMask::default(), cfg, 3, &device).unwrap();
     assert!((l1 - l3).abs() < 1e-5 * l1.abs().max(1.0), "{l1} vs {l3}");
     let n1 = grad_norm::<Tb, _>(&enc, &g1);
     let n3 = grad_norm::<Tb, _>(&enc, &g3);
@@ -287,12 +406,12 @@ fn gradient_caching_gives_the_full_batch_gradient() {
     }
     // Frozen word embeddings get no gradient.
     let frozen = enc.clone().freeze_word_embeddings(true);
-    let (_, gf) = loss_and_grads(&frozen, &q, &d, &[], cfg, 2, &device).unwrap();
+    let (_, gf) = loss_and_grads(&frozen, &q, &d, &BatchMask::default(), cfg, 2, &device).unwrap();
     assert!(gf.get::<burn::backend::Flex, 2>(frozen.word.id).is_none());
     assert!(g1.get::<burn::backend::Flex, 2>(enc.word.id).is_some());
     // Frozen lower layers get none either; the layers above and the loss are unchanged.
     let lower = enc.clone().freeze_lower_layers(1).unwrap();
-    let (ll, gl) = loss_and_grads(&lower, &q, &d, &[], cfg, 1, &device).unwrap();
+    let (ll, gl) = loss_and_grads(&lower, &q, &d, &BatchMask::default(), cfg, 1, &device).unwrap();
     assert_eq!(ll, l1);
     assert!(gl
         .get::<burn::backend::Flex, 2>(lower.layers[0].q.w.id)

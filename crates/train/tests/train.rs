@@ -433,22 +433,163 @@ fn context_negatives_are_shared_except_with_their_topic() {
         .map(|p| corpus.texts(p).unwrap().negatives.len())
         .sum();
     assert!(negs(&all) <= paragraph_sizes && negs(&all) >= negs(&passage));
-    // Queries 0 and 1 share a topic: each one's negatives are excluded for the other, and
-    // never for query 2, whose topic differs (its own negatives are its own distractors).
+    // Queries 0 and 1 share a topic: each one's positive, and the negatives only the other
+    // drew, are excluded for it, and never for query 2, whose topic differs (its own negatives
+    // are its own distractors). Drawing all of the paragraph, each of the two draws every
+    // sentence the other does (the golds are dropped as positives): nothing else is excluded.
+    let mut only_positives = all.mask.excluded.clone();
+    only_positives.sort_unstable();
+    assert_eq!(only_positives, [(0, 1), (1, 0)]);
     for tb in [&both, &passage, &all] {
-        assert!(!tb.excluded.is_empty());
-        for &(q, p) in &tb.excluded {
-            assert!(q < 2 && p >= 3, "{:?}", tb.excluded);
+        let excluded = &tb.mask.excluded;
+        assert!(tb.mask.positives.is_empty());
+        assert!(excluded.contains(&(0, 1)) && excluded.contains(&(1, 0)));
+        for &(q, p) in excluded {
+            assert!(q < 2 && (p >= 3 || p == 1 - q), "{excluded:?}");
         }
-        let ex = |q: usize, p: usize| tb.excluded.contains(&(q, p));
+        let ex = |q: usize, p: usize| excluded.contains(&(q, p));
         let negatives = 3..tb.passages.len();
-        assert!(negatives.clone().any(|p| ex(0, p)), "pair 1's, for query 0");
-        assert!(negatives.clone().any(|p| ex(1, p)), "pair 0's, for query 1");
         assert!(
             negatives.clone().any(|p| !ex(0, p) && !ex(1, p)),
             "pair 2's are shared with every query"
         );
     }
+}
+
+/// A LAReQA corpus in `dir`: per language, a list of paragraphs, each a list of sentences
+/// and the questions `(id, question, answer sentence index)` on it.
+fn write_lareqa(dir: &Path, langs: &[(&str, Vec<(Vec<&str>, Vec<(&str, &str, usize)>)>)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (lang, paragraphs) in langs {
+        let paragraphs: Vec<serde_json::Value> = paragraphs
+            .iter()
+            .map(|(sentences, qas)| {
+                let mut context = String::new();
+                let mut breaks = Vec::new();
+                for (i, s) in sentences.iter().enumerate() {
+                    if i > 0 {
+                        context.push(' ');
+                    }
+                    let start = context.chars().count();
+                    context.push_str(s);
+                    breaks.push([start, context.chars().count()]);
+                }
+                let qas: Vec<serde_json::Value> = qas
+                    .iter()
+                    .map(|(id, q, k)| {
+                        serde_json::json!({"id": id, "question": q, "answers": [
+                            {"text": sentences[*k], "answer_start": breaks[*k][0]}]})
+                    })
+                    .collect();
+                serde_json::json!({"context": context, "sentence_breaks": breaks,
+                    "sentences": sentences, "qas": qas})
+            })
+            .collect();
+        let doc = serde_json::json!({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]});
+        std::fs::write(dir.join(format!("{lang}.json")), doc.to_string()).unwrap();
+    }
+}
+
+/// The mask of a batch: another group's positive on the query's topic is excluded (both
+/// ways); a negative with a positive's text is dropped; a negative drawn by several pairs is
+/// excluded for every query on one of their topics that drew it through no pair of its own;
+/// in a group batch the language versions of a group are positives for each other, and the
+/// negatives their own pairs drew are not excluded for them.
+#[test]
+fn the_batch_mask_keeps_false_negatives_out_and_groups_together() {
+    use multiret_sampler::{load_lareqa_with, BatchKind, PairRef, PassageUnit};
+    use multiret_train::{NegativeDraw, NegativeLangs};
+    let f = fixture("mask", 0);
+    let dir = f.dir.join("lareqa");
+    // Paragraph 1 holds questions a and b, paragraph 2 question c; "Shared line." is in both.
+    let p1 = vec!["Alpha one.", "Shared line.", "Beta two."];
+    let p2 = vec!["Gamma three.", "Shared line."];
+    let p1_de = vec!["Alpha eins.", "Geteilt.", "Beta zwei."];
+    let p2_de = vec!["Gamma drei.", "Geteilt."];
+    write_lareqa(
+        &dir,
+        &[
+            (
+                "en",
+                vec![
+                    (p1, vec![("a", "Which alpha?", 0), ("b", "Which beta?", 2)]),
+                    (p2, vec![("c", "Which gamma?", 0)]),
+                ],
+            ),
+            (
+                "de",
+                vec![
+                    (
+                        p1_de,
+                        vec![("a", "Welches alpha?", 0), ("b", "Welches beta?", 2)],
+                    ),
+                    (p2_de, vec![("c", "Welches gamma?", 0)]),
+                ],
+            ),
+        ],
+    );
+    let model = Model::load_hf_dir(&f.model).unwrap();
+    let corpus = load_lareqa_with(&dir, PassageUnit::Sentence, true).unwrap();
+    assert!(corpus.has_context_negatives());
+    let g = |id: &str| {
+        (0..corpus.len())
+            .find(|&i| corpus.group_id(i) == id)
+            .unwrap()
+    };
+    let (de, en) = (corpus.lang_id("de").unwrap(), corpus.lang_id("en").unwrap());
+    let pair = |id: &str, q, p| PairRef {
+        group: g(id),
+        query_lang: q,
+        passage_lang: p,
+    };
+    let all = NegativeDraw {
+        max: None,
+        langs: NegativeLangs::Passage,
+    };
+    let mut rng =
+        <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(0);
+    // c draws "Shared line." first, then a; b (de -> en, on a's topic) draws in German.
+    let pairs = [pair("c", en, en), pair("a", en, en), pair("b", de, en)];
+    let query = NegativeDraw {
+        max: None,
+        langs: NegativeLangs::Query,
+    };
+    let tb = multiret_train::tokenize_batch(
+        &model,
+        &corpus,
+        &pairs,
+        BatchKind::Cross,
+        32,
+        query,
+        &mut rng,
+    )
+    .unwrap();
+    // The negatives: 3 "Shared line." (c's and a's), 4 "Alpha eins.", 5 "Geteilt." (b's). a's
+    // "Beta two." is b's positive: dropped. "Shared line." is excluded for b, on a's topic (not
+    // only c's, which drew it first); b's are excluded for a ("Alpha eins." is a's positive in
+    // German); a and b exclude each other's positive.
+    assert_eq!(tb.passages.len(), 6);
+    let mut excluded = tb.mask.excluded.clone();
+    excluded.sort_unstable();
+    assert_eq!(excluded, [(1, 2), (1, 4), (1, 5), (2, 1), (2, 3)]);
+    assert!(tb.mask.positives.is_empty());
+    // A group batch: a in English and in German, and c.
+    let pairs = [pair("a", en, en), pair("a", de, de), pair("c", en, en)];
+    let tb = multiret_train::tokenize_batch(
+        &model,
+        &corpus,
+        &pairs,
+        BatchKind::Group,
+        32,
+        all,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(tb.mask.positives, [(0, 1), (1, 0)]);
+    assert!(tb.mask.excluded.is_empty(), "{:?}", tb.mask.excluded);
+    // a's negatives in each language, once each: "Shared line.", "Beta two.", "Geteilt.",
+    // "Beta zwei." ("Shared line." again from c).
+    assert_eq!(tb.passages.len(), 3 + 4);
 }
 
 /// `select` by a retrieval score: the hook sees the held-out group ids and the current
@@ -506,4 +647,115 @@ fn retrieval_scores_select_the_kept_weights() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("--select mul"), "{err}");
+}
+
+/// `merge_grid`: the weight with the best score on the held-out groups is written to
+/// `merged/`, its card gives the selected checkpoint's step, and `merge.json` every score. A
+/// merge that did not happen (deleted here) is made on `--resume`; a finished merge is not
+/// made again. A non-finite validation score is an error, not a best.
+#[test]
+fn merge_grid_picks_its_weight_and_is_made_on_resume() {
+    use multiret_train::{train_with, RetrievalScores, Select};
+    let f = fixture("merge", 0);
+    let out = f.dir.join("run");
+    let mut c = config(&f.model, &f.data, &out);
+    c.steps = 4;
+    c.val_groups = 6;
+    c.eval_every = Some(2);
+    c.select = Select::Mul;
+    c.merge_grid = vec![0.0, 0.5, 1.0];
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    // Validations at steps 2 and 4 (the best: step 2), then the grid (the best: w = 0.5).
+    let muls = [0.9, 0.2, 0.1, 0.8, 0.3, 0.1, 0.8, 0.3];
+    let mut hook = |_: Model, _: &[String]| -> Result<Option<RetrievalScores>, String> {
+        let k = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(RetrievalScores {
+            mo: 0.5,
+            cr: 0.5,
+            mul: muls[k],
+            rank_distance: None,
+        }))
+    };
+    let s = train_with(&c, None, Some(&mut hook)).unwrap();
+    let (dir, w) = s.merged.clone().unwrap();
+    assert_eq!((dir.clone(), w), (out.join("merged"), 0.5));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("merge.json")).unwrap()).unwrap();
+    assert_eq!(record["chosen_weight"], 0.5);
+    assert_eq!(record["step"], 2);
+    assert_eq!(record["grid"].as_array().unwrap().len(), 3);
+    let card = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(card.contains("| steps | 2 of 4 |"), "{card}");
+    assert!(card.contains("w = 0.5"), "{card}");
+    // The merge undone: --resume makes it (the grid scored again), and only it.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(out.join("merge.json")).unwrap();
+    c.resume = true;
+    let s = train_with(&c, None, Some(&mut hook)).unwrap();
+    assert!(!s.already_finished);
+    assert_eq!(s.merged.as_ref().map(|m| m.1), Some(0.5));
+    assert!(dir.join("model.safetensors").is_file());
+    let s = train_with(&c, None, Some(&mut hook)).unwrap();
+    assert!(s.already_finished);
+    assert_eq!(s.merged.map(|m| m.1), Some(0.5));
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        8,
+        "a finished merge is not scored again"
+    );
+    // A stale merge.json alone marks the directory as holding a run.
+    let stale = f.dir.join("stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("merge.json"), "{}").unwrap();
+    let mut c2 = c.clone();
+    c2.out = stale.clone();
+    c2.resume = false;
+    let err = train_with(&c2, None, Some(&mut hook))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds a training run"), "{err}");
+    // NaN scores.
+    let mut nan = |_: Model, _: &[String]| -> Result<Option<RetrievalScores>, String> {
+        Ok(Some(RetrievalScores {
+            mo: f64::NAN,
+            cr: 0.5,
+            mul: f64::NAN,
+            rank_distance: None,
+        }))
+    };
+    let mut c3 = c.clone();
+    c3.out = f.dir.join("nan");
+    c3.resume = false;
+    let err = train_with(&c3, None, Some(&mut nan)).unwrap_err();
+    assert!(
+        matches!(err, TrainError::NonFiniteValidation { step: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not finite"), "{err}");
+}
+
+/// Freezing every layer and the word embeddings leaves next to nothing to train: an error
+/// naming the flags, before any step. One layer fewer trains, and group batches train too.
+#[test]
+fn freezing_everything_is_an_error_and_group_batches_train() {
+    let f = fixture("freeze", 0);
+    let mut c = config(&f.model, &f.data, &f.dir.join("all"));
+    c.freeze_embeddings = true;
+    c.freeze_layers = 2;
+    let err = train(&c, None).unwrap_err().to_string();
+    assert!(
+        err.contains("--freeze-layers 2 freezes every layer")
+            && err.contains("--freeze-embeddings"),
+        "{err}"
+    );
+    assert!(!f.dir.join("all").join("checkpoint").exists());
+    c.freeze_layers = 1;
+    c.out = f.dir.join("one");
+    c.sampler = SamplerKind::Group { langs: 2 };
+    c.steps = 3;
+    let s = train(&c, None).unwrap();
+    assert_eq!(s.steps, 3);
+    let log = common::read_log(&c.out);
+    assert!(log.iter().all(|l| l["kind"] == "group"), "{log:?}");
+    assert!(log.iter().all(|l| l["loss"].as_f64().unwrap().is_finite()));
 }

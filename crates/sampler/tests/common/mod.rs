@@ -68,7 +68,9 @@ pub fn check_batch(batch: &Batch, corpora: &[Corpus], sampler: &Sampler) -> Resu
             batch.index, batch.corpus
         )
     })?;
-    if batch.pairs.len() != b {
+    if batch.kind == BatchKind::Group {
+        check_group_batch(batch, corpus, sampler)?;
+    } else if batch.pairs.len() != b {
         return Err(format!(
             "batch {}: {} pairs, want {b}",
             batch.index,
@@ -83,7 +85,12 @@ pub fn check_batch(batch: &Batch, corpora: &[Corpus], sampler: &Sampler) -> Resu
                 batch.index, p.group
             ));
         }
-        if !seen.insert(p.group) {
+        let key = if batch.kind == BatchKind::Group {
+            (p.group, Some(p.query_lang))
+        } else {
+            (p.group, None)
+        };
+        if !seen.insert(key) {
             return Err(format!("batch {}: group {} twice", batch.index, p.group));
         }
         let langs = corpus.group_langs(p.group);
@@ -94,7 +101,9 @@ pub fn check_batch(batch: &Batch, corpora: &[Corpus], sampler: &Sampler) -> Resu
             ));
         }
         match batch.kind {
-            BatchKind::Mono | BatchKind::Mixed if p.query_lang != p.passage_lang => {
+            BatchKind::Mono | BatchKind::Mixed | BatchKind::Group
+                if p.query_lang != p.passage_lang =>
+            {
                 return Err(format!(
                     "batch {}: {:?} pair {p:?} not monolingual",
                     batch.index, batch.kind
@@ -133,6 +142,58 @@ pub fn check_batch(batch: &Batch, corpora: &[Corpus], sampler: &Sampler) -> Resu
     Ok(())
 }
 
+/// The invariants of a group batch: `ceil(b / k)` groups, each group's pairs contiguous and
+/// in distinct languages, `min(k, its languages)` of them (the last group's cut to fill `b`),
+/// at most `b` pairs in all.
+fn check_group_batch(batch: &Batch, corpus: &Corpus, sampler: &Sampler) -> Result<(), String> {
+    let b = sampler.config().batch_size;
+    let k = sampler
+        .config()
+        .kind
+        .group_langs()
+        .ok_or("a group batch of a non-group sampler")?;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for p in &batch.pairs {
+        match runs.last_mut() {
+            Some((g, n)) if *g == p.group => *n += 1,
+            _ => {
+                if runs.iter().any(|(g, _)| *g == p.group) {
+                    return Err(format!(
+                        "batch {}: group {} not contiguous",
+                        batch.index, p.group
+                    ));
+                }
+                runs.push((p.group, 1));
+            }
+        }
+    }
+    let total = batch.pairs.len();
+    // The first ceil(b / k) - 1 groups hold fewer than b pairs, so every drawn group is there.
+    if total > b || runs.len() != b.div_ceil(k) {
+        return Err(format!(
+            "batch {}: {total} pairs in {} groups for batch size {b} and {k} languages",
+            batch.index,
+            runs.len()
+        ));
+    }
+    let last = runs.len() - 1;
+    for (i, &(g, n)) in runs.iter().enumerate() {
+        let want = k.min(corpus.group_langs(g).len());
+        let ok = if i == last {
+            n <= want && (n == want || total == b)
+        } else {
+            n == want
+        };
+        if !ok {
+            return Err(format!(
+                "batch {}: group {g} has {n} pairs, want {want}",
+                batch.index
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that within one epoch of one stream no group repeats. Streams are keyed by
 /// (corpus, kind, mono language).
 pub fn check_without_replacement(batches: &[Batch]) -> Result<(), String> {
@@ -141,11 +202,16 @@ pub fn check_without_replacement(batches: &[Batch]) -> Result<(), String> {
         let lang = (batch.kind == BatchKind::Mono).then(|| batch.pairs[0].query_lang);
         let key = (batch.corpus, batch.kind, lang, batch.epoch);
         let set = used.entry(key).or_default();
-        for p in &batch.pairs {
-            if !set.insert(p.group) {
+        // A group batch holds a group once per language.
+        let groups: HashSet<usize> = batch.pairs.iter().map(|p| p.group).collect();
+        if groups.len() != batch.pairs.len() && batch.kind != BatchKind::Group {
+            return Err(format!("batch {}: a group twice", batch.index));
+        }
+        for p in groups {
+            if !set.insert(p) {
                 return Err(format!(
                     "group {} drawn twice in epoch {} of stream {:?} (batch {})",
-                    p.group, batch.epoch, key, batch.index
+                    p, batch.epoch, key, batch.index
                 ));
             }
         }
