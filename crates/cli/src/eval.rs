@@ -384,14 +384,7 @@ pub fn validation_scorer<'a>(
     train: &'a str,
     data_dir: &'a Path,
     needed: Option<&str>,
-) -> anyhow::Result<
-    impl FnMut(
-            multiret_model::Model,
-            &[String],
-        ) -> Result<Option<multiret_train::RetrievalScores>, String>
-        + Send
-        + 'a,
-> {
+) -> anyhow::Result<Box<multiret_train::RetrievalHook<'a>>> {
     let full = lareqa_training_set(train, data_dir)?;
     if let (Some(what), None) = (needed, &full) {
         anyhow::bail!(
@@ -401,7 +394,7 @@ pub fn validation_scorer<'a>(
         );
     }
     let mut subset: Option<Option<Dataset>> = None;
-    Ok(move |model, held_out: &[String]| {
+    Ok(Box::new(move |model, held_out: &[String]| {
         if subset.is_none() {
             let restricted = match &full {
                 Some(full) => {
@@ -448,7 +441,7 @@ pub fn validation_scorer<'a>(
         score()
             .map(Some)
             .map_err(|e| format!("retrieval validation: {e:#}"))
-    })
+    }))
 }
 
 /// `train` as one LAReQA benchmark, or `None` when it is not one LAReQA dataset.

@@ -275,9 +275,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let retrieval = scorer
-        .as_mut()
-        .map(|s| s as &mut multiret_train::RetrievalHook<'_>);
+    let retrieval = scorer.as_deref_mut();
     let summary = train_with(&config, Some(&mut hook), retrieval).with_context(|| {
         format!(
             "training {} on {} into {}",

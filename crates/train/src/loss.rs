@@ -32,6 +32,9 @@ pub fn info_nce<B: Backend>(
 /// score, and it stays finite, so that `0 * log p` is 0 rather than NaN.
 const EXCLUDED: f32 = -1e9;
 
+/// A (row, column) cell of a score matrix.
+type Cell = (usize, usize);
+
 /// The structure of a batch's score matrix beyond "query `i`'s positive is passage `i`".
 ///
 /// Pairs are `(query, passage)`, with queries `0..n` and passages `0..m`; the first `n`
@@ -56,7 +59,7 @@ impl BatchMask {
 
     /// The positive and excluded pairs of an `[n, m]` score matrix, each in range, the
     /// diagonal among the positives, the excluded ones not positives; both sorted.
-    fn resolve(&self, n: usize, m: usize) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    fn resolve(&self, n: usize, m: usize) -> (Vec<Cell>, Vec<Cell>) {
         let mut pos: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
         pos.extend(
             self.positives

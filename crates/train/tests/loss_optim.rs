@@ -148,25 +148,18 @@ fn masked_info_nce_drops_the_excluded_pairs() {
 /// with respect to every query and passage embedding: the f64 reference and its central
 /// finite differences. Rows with several positives take the multi-positive path.
 fn check_masked_against_reference(
-    n: usize,
-    m: usize,
-    dim: usize,
+    (n, m, dim): (usize, usize, usize),
     values: &[f64],
-    positives: &[(usize, usize)],
-    excluded: &[(usize, usize)],
+    mask: &BatchMask,
     temperature: f64,
     symmetric: bool,
 ) -> Result<(), TestCaseError> {
     let (qv, dv) = values[..(n + m) * dim].split_at(n * dim);
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let (q32, d32) = (f32s(qv), f32s(dv));
-    let mask = BatchMask {
-        positives: positives.to_vec(),
-        excluded: excluded.to_vec(),
-    };
     let q = t2(&q32, n, dim).require_grad();
     let d = t2(&d32, m, dim).require_grad();
-    let loss = info_nce_masked(q.clone(), d.clone(), temperature as f32, symmetric, &mask);
+    let loss = info_nce_masked(q.clone(), d.clone(), temperature as f32, symmetric, mask);
     let got = value(loss.clone());
     let grads = loss.backward();
     let gq: Vec<f32> = q.grad(&grads).unwrap().into_data().to_vec().unwrap();
@@ -177,7 +170,7 @@ fn check_masked_against_reference(
         d32.iter().map(|&x| x as f64).collect(),
     );
     let r =
-        |q: &[f64], d: &[f64]| info_nce_reference_masked(q, d, dim, temperature, symmetric, &mask);
+        |q: &[f64], d: &[f64]| info_nce_reference_masked(q, d, dim, temperature, symmetric, mask);
     let want = r(&q64, &d64);
     prop_assert!(
         (got - want).abs() <= 1e-5 * want.abs().max(1.0),
@@ -231,7 +224,8 @@ proptest! {
     ) {
         // Out-of-range, diagonal and overlapping cells are in the mix: both sides ignore them
         // the same way.
-        check_masked_against_reference(n, n + extra, 4, &values, &positives, &excluded, temperature, symmetric)?;
+        let mask = BatchMask { positives, excluded };
+        check_masked_against_reference((n, n + extra, 4), &values, &mask, temperature, symmetric)?;
     }
 }
 

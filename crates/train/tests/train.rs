@@ -458,7 +458,10 @@ fn context_negatives_are_shared_except_with_their_topic() {
 
 /// A LAReQA corpus in `dir`: per language, a list of paragraphs, each a list of sentences
 /// and the questions `(id, question, answer sentence index)` on it.
-fn write_lareqa(dir: &Path, langs: &[(&str, Vec<(Vec<&str>, Vec<(&str, &str, usize)>)>)]) {
+/// One paragraph: its sentences and its questions `(id, question, answer sentence index)`.
+type Paragraph<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str, usize)>);
+
+fn write_lareqa(dir: &Path, langs: &[(&str, Vec<Paragraph<'_>>)]) {
     std::fs::create_dir_all(dir).unwrap();
     for (lang, paragraphs) in langs {
         let paragraphs: Vec<serde_json::Value> = paragraphs
