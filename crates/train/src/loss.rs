@@ -52,15 +52,10 @@ pub struct BatchMask {
 }
 
 impl BatchMask {
-    /// Whether every query has one positive, its own.
-    pub fn single_positive(&self) -> bool {
-        self.positives.is_empty()
-    }
-
     /// The positive and excluded pairs of an `[n, m]` score matrix, each in range, the
     /// diagonal among the positives, the excluded ones not positives; both sorted.
     fn resolve(&self, n: usize, m: usize) -> (Vec<Cell>, Vec<Cell>) {
-        let mut pos: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
+        let mut pos: Vec<Cell> = (0..n).map(|i| (i, i)).collect();
         pos.extend(
             self.positives
                 .iter()
@@ -69,7 +64,7 @@ impl BatchMask {
         );
         pos.sort_unstable();
         pos.dedup();
-        let mut excl: Vec<(usize, usize)> = self
+        let mut excl: Vec<Cell> = self
             .excluded
             .iter()
             .copied()
@@ -112,8 +107,8 @@ pub fn info_nce_masked<B: Backend>(
         return q_loss;
     }
     let block = scores.slice(s![0..n, 0..n]).transpose();
-    let swap = |v: &[(usize, usize)]| -> Vec<(usize, usize)> {
-        let mut t: Vec<(usize, usize)> = v
+    let swap = |v: &[Cell]| -> Vec<Cell> {
+        let mut t: Vec<Cell> = v
             .iter()
             .filter(|&&(_, j)| j < n)
             .map(|&(i, j)| (j, i))
@@ -127,14 +122,10 @@ pub fn info_nce_masked<B: Backend>(
 
 /// The mean over rows of `scores` `[r, c]` of the loss of [`info_nce_masked`]: `pos` holds
 /// every row's positives (sorted, the diagonal included), `excl` its excluded columns.
-fn nce_rows<B: Backend>(
-    scores: Tensor<B, 2>,
-    pos: &[(usize, usize)],
-    excl: &[(usize, usize)],
-) -> Tensor<B, 1> {
+fn nce_rows<B: Backend>(scores: Tensor<B, 2>, pos: &[Cell], excl: &[Cell]) -> Tensor<B, 1> {
     let [r, c] = scores.dims();
     let device = scores.device();
-    let bias = |cells: &[(usize, usize)]| {
+    let bias = |cells: &[Cell]| {
         let mut v = vec![0.0f32; r * c];
         for &(i, j) in cells {
             v[i * c + j] = EXCLUDED;
@@ -163,7 +154,7 @@ fn nce_rows<B: Backend>(
     }
     // log Σ_{j in N(i)} e^{s_ij}, then softplus(lse_i - s_ip) = -log(e^s / (e^s + e^lse)) at
     // every positive, weighted 1 / (|P(i)| r).
-    let out: Vec<(usize, usize)> = pos.iter().chain(excl).copied().collect();
+    let out: Vec<Cell> = pos.iter().chain(excl).copied().collect();
     let neg = scores.clone() + bias(&out);
     let top = neg.clone().max_dim(1).detach();
     let lse = (neg - top.clone()).exp().sum_dim(1).log() + top;
