@@ -385,32 +385,28 @@ pub fn validation_scorer<'a>(
     data_dir: &'a Path,
     needed: Option<&str>,
 ) -> anyhow::Result<Box<multiret_train::RetrievalHook<'a>>> {
-    let full = lareqa_training_set(train, data_dir)?;
-    if let (Some(what), None) = (needed, &full) {
-        anyhow::bail!(
-            "{what} scores retrieval on the held-out groups, which needs the training data to be \
-             one LAReQA dataset (mlqa-r, xquad-r or a directory of LANG.json files); `{train}` \
-             is not"
-        );
-    }
-    let mut subset: Option<Option<Dataset>> = None;
-    Ok(Box::new(move |model, held_out: &[String]| {
-        if subset.is_none() {
-            let restricted = match &full {
-                Some(full) => {
-                    let ids: std::collections::HashSet<&str> =
-                        held_out.iter().map(String::as_str).collect();
-                    let name = format!("{}:val", full.name);
-                    Some(Dataset::Lareqa(
-                        full.restricted(&ids, &name).map_err(|e| format!("{e:#}"))?,
-                    ))
-                }
-                None => None,
-            };
-            subset = Some(restricted);
+    let Some(full) = lareqa_training_set(train, data_dir)? else {
+        if let Some(what) = needed {
+            anyhow::bail!(
+                "{what} scores retrieval on the held-out groups, which needs the training data \
+                 to be one LAReQA dataset (mlqa-r, xquad-r or a directory of LANG.json files); \
+                 `{train}` is not"
+            );
         }
-        let Some(Some(dataset)) = &subset else {
-            return Ok(None);
+        return Ok(Box::new(|_, _: &[String]| Ok(None)));
+    };
+    // The held-out questions, restricted once (the first call names them).
+    let mut subset: Option<Dataset> = None;
+    Ok(Box::new(move |model, held_out: &[String]| {
+        let dataset = match &subset {
+            Some(d) => d,
+            None => {
+                let ids: std::collections::HashSet<&str> =
+                    held_out.iter().map(String::as_str).collect();
+                let name = format!("{}:val", full.name);
+                let restricted = full.restricted(&ids, &name).map_err(|e| format!("{e:#}"))?;
+                subset.insert(Dataset::Lareqa(restricted))
+            }
         };
         let score = || -> anyhow::Result<multiret_train::RetrievalScores> {
             let encoder = ModelEncoder::from_model(model, PrecisionArg::F32, 32)?;
