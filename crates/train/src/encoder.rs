@@ -54,10 +54,9 @@ pub struct LayerNormP<B: Backend> {
 }
 
 impl<B: Backend> LayerNormP<B> {
-    fn forward(&self, x: Tensor<B, 2>, eps: f32) -> Tensor<B, 2> {
-        let (var, mean) = x.clone().var_mean_bias(1);
-        let xn = (x - mean) / (var + eps as f64).sqrt();
-        xn * self.w.val().unsqueeze::<2>() + self.b.val().unsqueeze::<2>()
+    /// LayerNorm of `a + r`; one fused operation on burn-flex when `kernels`.
+    fn forward(&self, a: Tensor<B, 2>, r: Tensor<B, 2>, eps: f32, kernels: bool) -> Tensor<B, 2> {
+        crate::fast::add_layer_norm(a, r, self.w.val(), self.b.val(), eps, kernels)
     }
 }
 
@@ -123,24 +122,34 @@ pub struct TrainableEncoder<B: Backend> {
     pub meta: EncoderMeta,
 }
 
-/// A padded batch of token sequences, as tensors on a device.
+/// A batch of token sequences, as tensors on a device, in one of two layouts:
+///
+/// - **packed** (burn-flex with the kernels): the real tokens only, sequence after sequence,
+///   `rows = tokens`; attention runs per sequence over its real length;
+/// - **padded** (every other backend): each sequence padded to the longest,
+///   `rows = batch * len`, with an additive key mask.
 #[derive(Debug, Clone)]
 pub struct TokenBatch<B: Backend> {
     /// Sequences.
     pub batch: usize,
-    /// Padded length.
+    /// The longest sequence.
     pub len: usize,
     /// Real (non-padding) tokens.
     pub tokens: usize,
-    /// Token ids `[batch * len]` (padding: `pad_id`).
+    /// Rows of the hidden states: `tokens` packed, `batch * len` padded.
+    pub rows: usize,
+    /// Token ids `[rows]` (padding: `pad_id`).
     pub ids: Tensor<B, 1, Int>,
-    /// Position ids `[batch * len]`.
+    /// Position ids `[rows]`.
     pub positions: Tensor<B, 1, Int>,
-    /// Additive attention mask `[batch, 1, 1, len]`: 0 on real keys, -1e9 on padding.
-    pub mask: Tensor<B, 4>,
-    /// Pooling weights `[batch, len, 1]` (1/n on real tokens for mean pooling, one-hot on the
-    /// first token for CLS).
-    pub pool: Tensor<B, 3>,
+    /// Padded layout: the additive attention mask `[batch, 1, 1, len]`, 0 on real keys and
+    /// -1e9 on padding. `None` when packed.
+    pub mask: Option<Tensor<B, 4>>,
+    /// Packed layout: the sequences' lengths and the heads. `None` when padded.
+    pub(crate) packed: Option<crate::fast::Packed>,
+    /// Pooling weights `[batch, rows]`: row `b` holds sequence `b`'s token weights (1/n on
+    /// its real tokens for mean pooling, one-hot on its first token for CLS) at its rows.
+    pub pool: Tensor<B, 2>,
 }
 
 /// A large negative added to padded keys: `exp` of it underflows to exactly 0, like -inf,
@@ -148,7 +157,8 @@ pub struct TokenBatch<B: Backend> {
 const MASK_NEG: f32 = -1e9;
 
 impl<B: Backend> TokenBatch<B> {
-    /// Pads `seqs` (token ids with special tokens) to their longest length.
+    /// Lays out `seqs` (token ids with special tokens), packed or padded to their longest
+    /// length. Packing needs burn-flex: on another backend `packed` is ignored.
     ///
     /// Errors on an empty batch, an empty sequence, a sequence longer than the model's
     /// positions, or an id outside the vocabulary.
@@ -156,6 +166,7 @@ impl<B: Backend> TokenBatch<B> {
         seqs: &[Vec<u32>],
         config: &Config,
         pooling: Pooling,
+        packed: bool,
         device: &B::Device,
     ) -> Result<Self> {
         let bsz = seqs.len();
@@ -165,41 +176,57 @@ impl<B: Backend> TokenBatch<B> {
         // The engine's batch checks (empty sequence, too long, id outside the vocabulary).
         let padded = multiret_model::engine::PaddedBatch::new(seqs, config)
             .map_err(|e| TrainError::Config(e.to_string()))?;
+        let packed = packed && crate::fast::is_flex::<B>();
         let len = padded.len;
-        let mut ids = Vec::with_capacity(bsz * len);
-        let mut pos = Vec::with_capacity(bsz * len);
-        let mut mask = Vec::with_capacity(bsz * len);
-        let mut pool = Vec::with_capacity(bsz * len);
-        let mut tokens = 0;
+        let tokens: usize = seqs.iter().map(Vec::len).sum();
+        let (rows, width) = if packed { (tokens, tokens) } else { (bsz * len, len) };
+        let mut ids = Vec::with_capacity(rows);
+        let mut pos = Vec::with_capacity(rows);
+        let mut mask = Vec::with_capacity(if packed { 0 } else { bsz * len });
+        let mut pool = vec![0.0f32; bsz * rows];
+        let mut start = 0;
         for (b, s) in seqs.iter().enumerate() {
             let n = s.len();
-            tokens += n;
-            for i in 0..len {
+            let real = if packed { n } else { len };
+            for i in 0..real {
                 let (id, p) = padded.token(b, i, config);
                 ids.push(id as i64);
                 pos.push(p as i64);
-                mask.push(if i < n { 0.0f32 } else { MASK_NEG });
+                if !packed {
+                    mask.push(if i < n { 0.0f32 } else { MASK_NEG });
+                }
             }
-            let start = pool.len();
-            pool.resize(start + len, 0.0);
-            if !pooling.token_weights(&mut pool[start..start + n]) {
+            let at = b * rows + start;
+            if !pooling.token_weights(&mut pool[at..at + n]) {
                 return Err(TrainError::Config(format!(
                     "{} pooling cannot be trained (a weighted sum of token states is needed: \
                      mean, cls, mean_sqrt_len_tokens, weightedmean or lasttoken)",
                     pooling.st_name()
                 )));
             }
+            start += if packed { n } else { width };
         }
-        let t = bsz * len;
         Ok(TokenBatch {
             batch: bsz,
             len,
             tokens,
-            ids: Tensor::from_data(TensorData::new(ids, [t]), device),
-            positions: Tensor::from_data(TensorData::new(pos, [t]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [bsz, 1, 1, len]), device),
-            pool: Tensor::from_data(TensorData::new(pool, [bsz, len, 1]), device),
+            rows,
+            ids: Tensor::from_data(TensorData::new(ids, [rows]), device),
+            positions: Tensor::from_data(TensorData::new(pos, [rows]), device),
+            mask: (!packed)
+                .then(|| Tensor::from_data(TensorData::new(mask, [bsz, 1, 1, len]), device)),
+            packed: packed.then(|| crate::fast::Packed {
+                lens: seqs.iter().map(Vec::len).collect(),
+                heads: config.heads,
+                head_dim: config.head_dim(),
+            }),
+            pool: Tensor::from_data(TensorData::new(pool, [bsz, rows]), device),
         })
+    }
+
+    /// Whether the batch is packed (see [`TokenBatch`]).
+    pub fn is_packed(&self) -> bool {
+        self.packed.is_some()
     }
 }
 
@@ -397,47 +424,55 @@ impl<B: Backend> TrainableEncoder<B> {
         Ok(self)
     }
 
-    /// A padded batch of `seqs` for this encoder.
+    /// A batch of `seqs` for this encoder: packed where the fast path runs (burn-flex with the
+    /// kernels), padded otherwise.
     pub fn batch(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<TokenBatch<B>> {
-        TokenBatch::new(seqs, &self.meta.config, self.meta.pooling, device)
+        TokenBatch::new(
+            seqs,
+            &self.meta.config,
+            self.meta.pooling,
+            self.meta.kernels,
+            device,
+        )
     }
 
-    /// Token states `[batch * len, hidden]` after the last layer.
+    /// Token states `[rows, hidden]` after the last layer, in the batch's layout.
     pub fn hidden_states(&self, batch: &TokenBatch<B>) -> Tensor<B, 2> {
         let c = &self.meta.config;
-        let (h, eps) = (c.hidden, c.layer_norm_eps);
+        let (h, eps, fused) = (c.hidden, c.layer_norm_eps, self.meta.kernels);
         let word = self.word.val().select(0, batch.ids.clone());
         let pos = self.pos.val().select(0, batch.positions.clone());
         let typ = self.typ.val().slice(s![0..1, ..]);
-        let mut x = self.emb_ln.forward(word + pos + typ, eps);
+        let mut x = self.emb_ln.forward(word, pos + typ, eps, fused);
         let (bsz, len, heads) = (batch.batch, batch.len, c.heads);
         let d = c.head_dim();
         let scale = 1.0 / (d as f64).sqrt();
         let split = |t: Tensor<B, 2>| t.reshape([bsz, len, heads, d]).swap_dims(1, 2);
         for l in &self.layers {
             let m = &self.meta;
-            let q = split(l.q.forward(x.clone(), false, m));
-            let k = split(l.k.forward(x.clone(), false, m));
-            let v = split(l.v.forward(x.clone(), false, m));
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + batch.mask.clone();
-            let p = activation::softmax(scores, 3);
-            let ctx = p.matmul(v).swap_dims(1, 2).reshape([bsz * len, h]);
-            x = l.aln.forward(l.ao.forward(ctx, false, m) + x, eps);
+            let q = l.q.forward(x.clone(), false, m);
+            let k = l.k.forward(x.clone(), false, m);
+            let v = l.v.forward(x.clone(), false, m);
+            let ctx = match (&batch.packed, &batch.mask) {
+                (Some(p), _) => crate::fast::packed_attention(q, k, v, p),
+                (None, Some(mask)) => {
+                    let (q, k, v) = (split(q), split(k), split(v));
+                    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask.clone();
+                    let p = activation::softmax(scores, 3);
+                    p.matmul(v).swap_dims(1, 2).reshape([bsz * len, h])
+                }
+                (None, None) => unreachable!("a padded batch has a mask"),
+            };
+            x = l.aln.forward(l.ao.forward(ctx, false, m), x, eps, fused);
             let f = l.fi.forward(x.clone(), true, m);
-            x = l.oln.forward(l.fo.forward(f, false, m) + x, eps);
+            x = l.oln.forward(l.fo.forward(f, false, m), x, eps, fused);
         }
         x
     }
 
     /// Pooled (and, per the settings, L2-normalised) embeddings `[batch, hidden]`.
     pub fn forward(&self, batch: &TokenBatch<B>) -> Tensor<B, 2> {
-        let h = self.meta.config.hidden;
-        let x = self
-            .hidden_states(batch)
-            .reshape([batch.batch, batch.len, h]);
-        let pooled: Tensor<B, 2> = (x * batch.pool.clone())
-            .sum_dim(1)
-            .reshape([batch.batch, h]);
+        let pooled = batch.pool.clone().matmul(self.hidden_states(batch));
         if self.meta.normalize {
             l2_normalize(pooled)
         } else {
@@ -446,15 +481,17 @@ impl<B: Backend> TrainableEncoder<B> {
     }
 
     /// Embeds token sequences (with special tokens): `[seqs.len(), hidden]`, row `i` for
-    /// sequence `i`. The sequences are grouped by length ([`length_buckets`]) so that little
-    /// compute goes to padding; each group is one padded forward pass.
+    /// sequence `i`. Packed (the fast path), they are one forward pass. Padded, they are
+    /// grouped by length ([`length_buckets`]) so that little compute goes to padding; each
+    /// group is one padded forward pass.
     pub fn encode(&self, seqs: &[Vec<u32>], device: &B::Device) -> Result<Tensor<B, 2>> {
         if seqs.is_empty() {
             return Err(TrainError::Config("empty batch".into()));
         }
         let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let buckets = length_buckets(&lens, BUCKET_OVERHEAD_TOKENS);
-        if buckets.len() == 1 {
+        if buckets.len() == 1 || (self.meta.kernels && crate::fast::is_flex::<B>()) {
+            // Packed batches carry no padding: one pass, in input order.
             return Ok(self.forward(&self.batch(seqs, device)?));
         }
         let mut parts = Vec::with_capacity(buckets.len());

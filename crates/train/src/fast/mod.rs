@@ -1,5 +1,6 @@
 //! The CPU fast path: dense layers (`act(x W + b)`) on multiret-kernels for burn-flex, as one
-//! custom autodiff operation with its own backward pass.
+//! custom autodiff operation with its own backward pass; likewise attention over a packed
+//! batch ([`attention`]) and LayerNorm of a residual sum ([`norm`]).
 //!
 //! burn-flex multiplies matrices with the `gemm` crate, which on stable Rust runs its AVX2
 //! kernels even on AVX-512 CPUs, and evaluates GELU and its derivative with scalar `libm`
@@ -28,6 +29,11 @@ use multiret_kernels::activation::{gelu, gelu_backward};
 use multiret_kernels::gemm::{gemm_f32, gemm_f32_bf16, Epilogue};
 use multiret_kernels::{bf16, MatMut, MatRef, Par};
 use std::sync::Arc;
+
+pub(crate) mod attention;
+pub(crate) mod norm;
+
+pub(crate) use attention::Packed;
 
 /// How the fast path multiplies matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,56 @@ fn to_bf16(v: &[f32]) -> Vec<bf16> {
 }
 
 type FlexAd = Autodiff<Flex>;
+
+/// Whether `B` is burn-flex or burn-flex with autodiff: the backends of the fast path.
+pub(crate) fn is_flex<B: Backend>() -> bool {
+    let t = TypeId::of::<B>();
+    t == TypeId::of::<FlexAd>() || t == TypeId::of::<Flex>()
+}
+
+/// Multi-head self-attention over the packed batch `p` ([`attention`]). `B` must be
+/// burn-flex, with or without autodiff ([`is_flex`]); the encoder packs its batches only
+/// then.
+pub(crate) fn packed_attention<B: Backend>(
+    q: Tensor<B, 2>,
+    k: Tensor<B, 2>,
+    v: Tensor<B, 2>,
+    p: &Packed,
+) -> Tensor<B, 2> {
+    let t = TypeId::of::<B>();
+    if t == TypeId::of::<FlexAd>() {
+        cast(attention::autodiff(cast(q), cast(k), cast(v), p))
+    } else if t == TypeId::of::<Flex>() {
+        cast(attention::flex(cast(q), cast(k), cast(v), p))
+    } else {
+        unreachable!("packed batches are made for burn-flex only")
+    }
+}
+
+/// LayerNorm of `a + r` with gain `w` and bias `b` ([`norm`]): the fused operation where the
+/// backend is burn-flex and `kernels` allows it, else composed from burn ops.
+pub(crate) fn add_layer_norm<B: Backend>(
+    a: Tensor<B, 2>,
+    r: Tensor<B, 2>,
+    w: Tensor<B, 1>,
+    b: Tensor<B, 1>,
+    eps: f32,
+    kernels: bool,
+) -> Tensor<B, 2> {
+    if kernels && a.dtype() == DType::F32 {
+        let t = TypeId::of::<B>();
+        if t == TypeId::of::<FlexAd>() {
+            return cast(norm::autodiff(cast(a), cast(r), cast(w), cast(b), eps));
+        }
+        if t == TypeId::of::<Flex>() {
+            return cast(norm::flex(cast(a), cast(r), cast(w), cast(b), eps));
+        }
+    }
+    let x = a + r;
+    let (var, mean) = x.clone().var_mean_bias(1);
+    let xn = (x - mean) / (var + eps as f64).sqrt();
+    xn * w.unsqueeze::<2>() + b.unsqueeze::<2>()
+}
 
 /// `act(x w + b)` for `x: [t, in]`, `w: [in, out]`, `b: [out]`; `act` is GELU (erf form) when
 /// `gelu`, the identity otherwise. `kernels` allows the multiret-kernels path, in that
