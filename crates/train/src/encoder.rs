@@ -179,7 +179,11 @@ impl<B: Backend> TokenBatch<B> {
         let packed = packed && crate::fast::is_flex::<B>();
         let len = padded.len;
         let tokens: usize = seqs.iter().map(Vec::len).sum();
-        let (rows, width) = if packed { (tokens, tokens) } else { (bsz * len, len) };
+        let (rows, width) = if packed {
+            (tokens, tokens)
+        } else {
+            (bsz * len, len)
+        };
         let mut ids = Vec::with_capacity(rows);
         let mut pos = Vec::with_capacity(rows);
         let mut mask = Vec::with_capacity(if packed { 0 } else { bsz * len });

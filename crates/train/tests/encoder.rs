@@ -155,12 +155,35 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
                         b.into_data().into_vec::<f32>().unwrap(),
                     ));
                 }
-                let g = l.aln.w.val().grad(&grads).unwrap();
+                for (name, norm) in [("aln", &l.aln), ("oln", &l.oln)] {
+                    for (part, p) in [("w", &norm.w), ("b", &norm.b)] {
+                        out.push((
+                            format!("layer {i} {name} {part} grad"),
+                            p.val()
+                                .grad(&grads)
+                                .unwrap()
+                                .into_data()
+                                .into_vec::<f32>()
+                                .unwrap(),
+                        ));
+                    }
+                }
+            }
+            for (part, p) in [("w", &enc.emb_ln.w), ("b", &enc.emb_ln.b)] {
                 out.push((
-                    format!("layer {i} aln w grad"),
-                    g.into_data().into_vec::<f32>().unwrap(),
+                    format!("embedding ln {part} grad"),
+                    p.val()
+                        .grad(&grads)
+                        .unwrap()
+                        .into_data()
+                        .into_vec::<f32>()
+                        .unwrap(),
                 ));
             }
+            out.push((
+                "word grad".into(),
+                flat(enc.word.val().grad(&grads).unwrap()),
+            ));
             out
         };
         let slow = run(false, false);

@@ -61,7 +61,10 @@ impl Packed {
 }
 
 /// Splits `data` into consecutive chunks of `sizes`.
-fn chunks_mut<'a>(mut data: &'a mut [f32], sizes: impl Iterator<Item = usize>) -> Vec<&'a mut [f32]> {
+fn chunks_mut<'a>(
+    mut data: &'a mut [f32],
+    sizes: impl Iterator<Item = usize>,
+) -> Vec<&'a mut [f32]> {
     let mut out = Vec::new();
     for s in sizes {
         let (a, rest) = data.split_at_mut(s);
@@ -182,16 +185,28 @@ fn check(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, p: &Packed) {
     // The packed layout comes from the encoder's own batch: a mismatch is a bug.
     let want = (p.rows(), p.hidden());
     for (name, t) in [("q", q), ("k", k), ("v", v)] {
-        assert_eq!(dims2(t), want, "attention: {name} shape differs from the packed batch");
+        assert_eq!(
+            dims2(t),
+            want,
+            "attention: {name} shape differs from the packed batch"
+        );
     }
 }
 
 /// Attention on burn-flex tensors without a graph.
-pub(crate) fn flex(q: Tensor<Flex, 2>, k: Tensor<Flex, 2>, v: Tensor<Flex, 2>, p: &Packed) -> Tensor<Flex, 2> {
+pub(crate) fn flex(
+    q: Tensor<Flex, 2>,
+    k: Tensor<Flex, 2>,
+    v: Tensor<Flex, 2>,
+    p: &Packed,
+) -> Tensor<Flex, 2> {
     let (q, k, v) = (super::prim(q), super::prim(k), super::prim(v));
     check(&q, &k, &v, p);
     let (ctx, _) = forward(&values(&q), &values(&k), &values(&v), p);
-    Tensor::from_primitive(TensorPrimitive::Float(tensor_of(ctx, &[p.rows(), p.hidden()])))
+    Tensor::from_primitive(TensorPrimitive::Float(tensor_of(
+        ctx,
+        &[p.rows(), p.hidden()],
+    )))
 }
 
 #[derive(Debug)]
@@ -210,7 +225,13 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = AttentionState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _c: &mut Checkpointer) {
-        let AttentionState { q, k, v, probs, packed } = ops.state;
+        let AttentionState {
+            q,
+            k,
+            v,
+            probs,
+            packed,
+        } = ops.state;
         let dctx = grads.consume::<Flex>(&ops.node);
         let (dq, dk, dv) = backward(
             &values(&q),
@@ -275,4 +296,117 @@ pub(crate) fn autodiff(
         }
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fast::testing::{close, fd_grad, host, leaf};
+    use proptest::prelude::*;
+
+    /// The f64 reference: per sequence and head, `softmax(Q Kᵀ / √d) V`, written out.
+    fn reference(q: &[f64], k: &[f64], v: &[f64], p: &Packed) -> Vec<f64> {
+        let (h, d) = (p.hidden(), p.head_dim);
+        let scale = 1.0 / (d as f64).sqrt();
+        let mut out = vec![0.0; q.len()];
+        let mut r0 = 0;
+        for &n in &p.lens {
+            for head in 0..p.heads {
+                let at = |m: &[f64], i: usize, j: usize| m[(r0 + i) * h + head * d + j];
+                for i in 0..n {
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| (0..d).map(|c| at(q, i, c) * at(k, j, c)).sum::<f64>() * scale)
+                        .collect();
+                    let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for c in 0..d {
+                        out[(r0 + i) * h + head * d + c] =
+                            (0..n).map(|j| e[j] / z * at(v, j, c)).sum::<f64>();
+                    }
+                }
+            }
+            r0 += n;
+        }
+        out
+    }
+
+    fn problem() -> impl Strategy<Value = (Packed, Vec<f64>)> {
+        (prop::collection::vec(1usize..7, 1..4), 1usize..3, 1usize..5).prop_flat_map(
+            |(lens, heads, head_dim)| {
+                let p = Packed {
+                    lens,
+                    heads,
+                    head_dim,
+                };
+                let n = 4 * p.rows() * p.hidden();
+                (Just(p), prop::collection::vec(-2.0f64..2.0, n))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// The autodiff op's output and its gradients for `L = Σ G ⊙ attention(Q, K, V)`
+        /// against the f64 reference and its finite differences.
+        #[test]
+        fn packed_attention_matches_the_f64_reference_forward_and_backward(
+            (p, vals) in problem()
+        ) {
+            let size = p.rows() * p.hidden();
+            let (qv, kv, vv, gv) = (
+                &vals[..size],
+                &vals[size..2 * size],
+                &vals[2 * size..3 * size],
+                &vals[3 * size..],
+            );
+            let shape = [p.rows(), p.hidden()];
+            let (q, k, v) = (leaf(qv, shape), leaf(kv, shape), leaf(vv, shape));
+            let out = autodiff(q.clone(), k.clone(), v.clone(), &p);
+            let want = reference(qv, kv, vv, &p);
+            close("forward", &host(out.clone().inner()), &want, 1e-5)
+                .map_err(TestCaseError::fail)?;
+            let g = Tensor::<FlexAd, 2>::from_data(
+                TensorData::new(gv.iter().map(|&x| x as f32).collect::<Vec<_>>(), shape),
+                &Default::default(),
+            );
+            let grads = (out * g).sum().backward();
+            let loss = |q: &[f64], k: &[f64], v: &[f64]| -> f64 {
+                reference(q, k, v, &p).iter().zip(gv).map(|(a, b)| a * b).sum()
+            };
+            let wq = fd_grad(&|x| loss(x, kv, vv), qv);
+            let wk = fd_grad(&|x| loss(qv, x, vv), kv);
+            let wv = fd_grad(&|x| loss(qv, kv, x), vv);
+            for (name, t, want) in [("dq", &q, wq), ("dk", &k, wk), ("dv", &v, wv)] {
+                let got = host(t.grad(&grads).expect("a gradient"));
+                close(name, &got, &want, 1e-4).map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+
+    /// Without autodiff, the same forward pass.
+    #[test]
+    fn flex_forward_equals_the_autodiff_forward() {
+        let p = Packed {
+            lens: vec![3, 1, 2],
+            heads: 2,
+            head_dim: 2,
+        };
+        let size = p.rows() * p.hidden();
+        let vals: Vec<f64> = (0..3 * size)
+            .map(|i| ((i * 7919) % 23) as f64 / 11.0 - 1.0)
+            .collect();
+        let shape = [p.rows(), p.hidden()];
+        let t = |s: &[f64]| {
+            Tensor::<Flex, 2>::from_data(
+                TensorData::new(s.iter().map(|&x| x as f32).collect::<Vec<_>>(), shape),
+                &Default::default(),
+            )
+        };
+        let (a, b, c) = (&vals[..size], &vals[size..2 * size], &vals[2 * size..]);
+        let plain = host(flex(t(a), t(b), t(c), &p));
+        let tracked = host(autodiff(leaf(a, shape), leaf(b, shape), leaf(c, shape), &p).inner());
+        assert_eq!(plain, tracked);
+    }
 }

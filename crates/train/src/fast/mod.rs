@@ -350,3 +350,59 @@ fn dense_autodiff(
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
+
+/// Helpers of the fast path's tests: f64 references and finite differences.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::FlexAd;
+    use burn::prelude::*;
+
+    /// Central finite differences of `f` at `x` (step 1e-6, exact to about 1e-9 for the smooth
+    /// functions tested here).
+    pub fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
+        let h = 1e-6;
+        let mut y = x.to_vec();
+        (0..x.len())
+            .map(|i| {
+                y[i] = x[i] + h;
+                let up = f(&y);
+                y[i] = x[i] - h;
+                let down = f(&y);
+                y[i] = x[i];
+                (up - down) / (2.0 * h)
+            })
+            .collect()
+    }
+
+    /// A tracked leaf of the autodiff backend.
+    pub fn leaf<const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<FlexAd, D> {
+        let data: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        Tensor::<FlexAd, D>::from_data(TensorData::new(data, shape), &Default::default())
+            .require_grad()
+    }
+
+    /// The values of an f32 tensor as f64.
+    pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+        t.into_data()
+            .into_vec::<f32>()
+            .expect("f32 tensor")
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    /// Fails unless `got` is within `tol` of `want` relative to `want`'s largest magnitude
+    /// (floored at 1).
+    pub fn close(what: &str, got: &[f64], want: &[f64], tol: f64) -> Result<(), String> {
+        if got.len() != want.len() {
+            return Err(format!("{what}: {} values, want {}", got.len(), want.len()));
+        }
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            if !((g - w).abs() <= tol * scale) {
+                return Err(format!("{what}[{i}]: {g} against {w} (scale {scale})"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -21,7 +21,13 @@ use super::{dims2, tensor_of, values, FlexAd};
 const ROWS_PER_TASK: usize = 64;
 
 /// The forward pass on host slices (`a`, `r`: `[rows, h]`; `w`, `b`: `[h]`): `(y, x̂, 1/σ)`.
-pub fn forward(a: &[f32], r: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn forward(
+    a: &[f32],
+    r: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = w.len();
     let rows = a.len() / h.max(1);
     let mut y = vec![0.0f32; rows * h];
@@ -66,7 +72,12 @@ pub fn forward(a: &[f32], r: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32
 
 /// The backward pass on host slices: `(dx, dγ, dβ)` from `dy` and the forward pass's `x̂`
 /// and `1/σ`.
-pub fn backward(dy: &[f32], xhat: &[f32], rstd: &[f32], w: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(
+    dy: &[f32],
+    xhat: &[f32],
+    rstd: &[f32],
+    w: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = w.len();
     let rows = rstd.len();
     let mut dx = vec![0.0f32; rows * h];
@@ -125,7 +136,12 @@ pub(crate) fn flex(
     b: Tensor<Flex, 1>,
     eps: f32,
 ) -> Tensor<Flex, 2> {
-    let (a, r, w, b) = (super::prim(a), super::prim(r), super::prim(w), super::prim(b));
+    let (a, r, w, b) = (
+        super::prim(a),
+        super::prim(r),
+        super::prim(w),
+        super::prim(b),
+    );
     let (rows, h) = check(&a, &r, &w, &b);
     let (y, _, _) = forward(&values(&a), &values(&r), &values(&w), &values(&b), eps);
     Tensor::from_primitive(TensorPrimitive::Float(tensor_of(y, &[rows, h])))
@@ -214,4 +230,73 @@ pub(crate) fn autodiff(
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fast::testing::{close, fd_grad, host, leaf};
+    use proptest::prelude::*;
+
+    /// The f64 reference: `γ ⊙ (x − μ)/√(var + ε) + β` per row of `x = a + r`.
+    fn reference(a: &[f64], r: &[f64], w: &[f64], b: &[f64], eps: f64) -> Vec<f64> {
+        let h = w.len();
+        let mut out = Vec::with_capacity(a.len());
+        for (ar, rr) in a.chunks(h).zip(r.chunks(h)) {
+            let x: Vec<f64> = ar.iter().zip(rr).map(|(p, q)| p + q).collect();
+            let mean = x.iter().sum::<f64>() / h as f64;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / h as f64;
+            let s = (var + eps).sqrt();
+            out.extend(
+                x.iter()
+                    .enumerate()
+                    .map(|(j, v)| (v - mean) / s * w[j] + b[j]),
+            );
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// The autodiff op's output and its gradients (a, r, γ, β) for `L = Σ G ⊙ y` against
+        /// the f64 reference and its finite differences; rows span several parallel tasks.
+        #[test]
+        fn residual_layer_norm_matches_the_f64_reference_forward_and_backward(
+            (rows, h) in (prop_oneof![1usize..5, 60usize..140], 2usize..9),
+            seed in prop::collection::vec(-2.0f64..2.0, 64),
+            eps in prop_oneof![Just(1e-5f64), Just(1e-12), Just(0.1)],
+        ) {
+            // Values from a small pool cycled with a stride, so that big row counts stay cheap
+            // to draw; the gain and bias are drawn apart from them.
+            let n = rows * h;
+            let gen = |off: usize, len: usize| -> Vec<f64> {
+                (0..len).map(|i| seed[(off + i * 7) % seed.len()] + (i % 5) as f64 * 0.1).collect()
+            };
+            let (av, rv, gv) = (gen(0, n), gen(3, n), gen(11, n));
+            let (wv, bv) = (gen(29, h), gen(41, h));
+            let (a, r) = (leaf(&av, [rows, h]), leaf(&rv, [rows, h]));
+            let (w, b) = (leaf(&wv, [h]), leaf(&bv, [h]));
+            let y = autodiff(a.clone(), r.clone(), w.clone(), b.clone(), eps as f32);
+            close("forward", &host(y.clone().inner()), &reference(&av, &rv, &wv, &bv, eps), 1e-4)
+                .map_err(TestCaseError::fail)?;
+            let g = Tensor::<FlexAd, 2>::from_data(
+                TensorData::new(gv.iter().map(|&x| x as f32).collect::<Vec<_>>(), [rows, h]),
+                &Default::default(),
+            );
+            let grads = (y * g).sum().backward();
+            let loss = |a: &[f64], r: &[f64], w: &[f64], b: &[f64]| -> f64 {
+                reference(a, r, w, b, eps).iter().zip(&gv).map(|(x, y)| x * y).sum()
+            };
+            let checks = [
+                ("da", host(a.grad(&grads).unwrap()), fd_grad(&|x| loss(x, &rv, &wv, &bv), &av)),
+                ("dr", host(r.grad(&grads).unwrap()), fd_grad(&|x| loss(&av, x, &wv, &bv), &rv)),
+                ("dw", host(w.grad(&grads).unwrap()), fd_grad(&|x| loss(&av, &rv, x, &bv), &wv)),
+                ("db", host(b.grad(&grads).unwrap()), fd_grad(&|x| loss(&av, &rv, &wv, x), &bv)),
+            ];
+            for (name, got, want) in checks {
+                close(name, &got, &want, 2e-3).map_err(TestCaseError::fail)?;
+            }
+        }
+    }
 }
