@@ -42,12 +42,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as CandleConfig, HiddenAct};
 use multiret_benches::xquad::{default_data_dir, xquad_r_sentences};
+use multiret_benches::{round, timed, TempDir, Timing};
 use multiret_model::{Arch, EmbedOptions, Embedder, Kind, Model, Precision};
 use serde_json::json;
 
@@ -126,27 +126,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Wall seconds, CPU seconds and CPU-wait seconds of one timed run.
-type Timing = (f64, Option<f64>, Option<f64>);
-
-/// Times `f`: wall seconds, CPU seconds (all threads) and run-queue wait seconds (all threads).
-fn timed<T>(f: impl FnOnce() -> T) -> (Timing, T) {
-    let (t, c, w) = (Instant::now(), cpu_seconds(), cpu_wait_seconds());
-    let out = f();
-    let cpu = cpu_seconds().zip(c).map(|(b, a)| b - a);
-    let wait = cpu_wait_seconds().zip(w).map(|(b, a)| b - a);
-    ((t.elapsed().as_secs_f64(), cpu, wait), out)
-}
-
-/// Removes the temporary HF directory when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Length-sorted batches of indices, as multiret's `embed_ids` forms them.
 fn batches(ids: &[Vec<u32>], bs: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..ids.len()).collect();
@@ -192,29 +171,6 @@ fn candle_embed(
     Ok(out)
 }
 
-/// CPU seconds (user + system, all threads) this process has used so far, from
-/// `/proc/self/stat` (Linux; `None` elsewhere). Assumes the usual 100 clock ticks a second.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Seconds the threads of this process (all those alive now) have spent runnable but
-/// waiting for a CPU, from `/proc/self/task/*/schedstat` (Linux with schedstats; `None`
-/// elsewhere): a measure of how much other work starved the run.
-fn cpu_wait_seconds() -> Option<f64> {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        ns += stat.split_whitespace().nth(1)?.parse::<u64>().ok()?;
-    }
-    Some(ns as f64 / 1e9)
-}
-
 /// Per-row cosines of two row-major `[n, dim]` sets.
 fn cosines(a: &[f32], b: &[f32], dim: usize) -> Vec<f64> {
     a.chunks(dim)
@@ -230,11 +186,6 @@ fn cosines(a: &[f32], b: &[f32], dim: usize) -> Vec<f64> {
             xy / (xx.sqrt() * yy.sqrt()).max(1e-30)
         })
         .collect()
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let s = 10f64.powi(digits);
-    (x * s).round() / s
 }
 
 /// The line of one engine's run.
@@ -254,9 +205,7 @@ fn report(imp: &str, a: &Args, n: usize, tokens: usize, secs: f64) -> serde_json
 /// The PyTorch peer: `benches/peers/torch_embed.py` in a long-lived process that loaded the
 /// model and the batches once and times one pass per request.
 struct TorchPeer {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
+    peer: multiret_benches::Peer,
     work: PathBuf,
     /// `torch.__version__`.
     version: String,
@@ -272,8 +221,6 @@ impl TorchPeer {
         pad: u32,
         threads: usize,
     ) -> Result<TorchPeer, String> {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
         let job = json!({
             "model_dir": hf_dir,
             "ids": ids,
@@ -282,39 +229,19 @@ impl TorchPeer {
             "threads": threads,
             "out_dir": work,
         });
-        let job_path = work.join("torch-job.json");
-        std::fs::write(&job_path, job.to_string())
-            .map_err(|e| format!("writing {}: {e}", job_path.display()))?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/torch_embed.py");
-        let mut child = Command::new(python)
-            .arg(&script)
-            .arg(&job_path)
-            .env("OMP_NUM_THREADS", threads.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("starting {} {}: {e}", python.display(), script.display()))?;
-        let stdin = child.stdin.take().ok_or("no stdin for the torch peer")?;
-        let mut stdout =
-            std::io::BufReader::new(child.stdout.take().ok_or("no stdout for the torch peer")?);
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .map_err(|e| format!("torch peer: {e}"))?;
-        let ready: serde_json::Value = serde_json::from_str(&line).map_err(|_| {
-            format!(
-                "the torch peer ({}) did not start: is torch with transformers installed there? \
-                 (benches/peers/setup.sh makes such an environment)",
-                python.display()
-            )
-        })?;
+        let peer = multiret_benches::Peer::start(
+            python,
+            &script,
+            &job,
+            &work.join("torch-job.json"),
+            threads,
+        )?;
+        let version = peer.torch_version();
         Ok(TorchPeer {
-            child,
-            stdin,
-            stdout,
+            peer,
             work: work.to_path_buf(),
-            version: ready["torch"].as_str().unwrap_or("?").to_string(),
+            version,
         })
     }
 
@@ -325,18 +252,10 @@ impl TorchPeer {
         n: usize,
         dim: usize,
     ) -> Result<(Timing, Vec<f32>), String> {
-        use std::io::{BufRead, Write};
-        writeln!(self.stdin, "{precision}").map_err(|e| format!("torch peer: {e}"))?;
-        self.stdin.flush().map_err(|e| format!("torch peer: {e}"))?;
-        let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .map_err(|e| format!("torch peer: {e}"))?;
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|_| format!("torch peer: unexpected answer {line:?}"))?;
+        let v = self.peer.request(precision)?;
         let secs = v["seconds"]
             .as_f64()
-            .ok_or_else(|| format!("torch peer: {line}"))?;
+            .ok_or_else(|| format!("torch peer: {v}"))?;
         let path = self.work.join(format!("torch-{precision}.f32"));
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if bytes.len() != n * dim * 4 {
@@ -351,14 +270,6 @@ impl TorchPeer {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         Ok(((secs, v["cpu_seconds"].as_f64(), None), out))
-    }
-}
-
-impl Drop for TorchPeer {
-    fn drop(&mut self) {
-        use std::io::Write;
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.child.wait();
     }
 }
 

@@ -66,6 +66,7 @@ mod error;
 mod fast;
 mod loss;
 pub mod optim;
+mod replay;
 mod session;
 mod state;
 mod step;
@@ -83,7 +84,8 @@ pub use loss::{
     info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked, BatchMask,
 };
 pub use optim::{AdamWOptimizer, AdamWParams, LinearSchedule};
-pub use session::TrainSummary;
+pub use replay::Replay;
+pub use session::{first_batches, update, TrainSummary};
 pub use state::{StepLog, TrainerState, TRAINER_STATE_FORMAT};
 pub use step::{loss_and_grads, loss_only, LossConfig};
 pub use trainer::{train, train_with, EvalHook};

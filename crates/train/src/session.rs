@@ -15,7 +15,7 @@ use crate::checkpoint::{
     self, BEST_DIR, FINAL_DIR, MERGED_DIR, MERGE_FILE, OPTIMIZER_FILE, PERIODIC_PREFIX, STATE_FILE,
 };
 use crate::config::TrainConfig;
-use crate::data::TrainData;
+use crate::data::{TokenizedBatch, TrainData};
 use crate::encoder::TrainableEncoder;
 use crate::error::{Result, TrainError};
 use crate::optim::{clip_grad_norm, grad_norm, AdamWOptimizer};
@@ -149,7 +149,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         let (shell, encoder, max_len) = load_model::<B>(cfg, &start, device)?;
         let data = TrainData::load(cfg, &shell, max_len)?;
         let mut optim = AdamWOptimizer::<B, TrainableEncoder<B>>::new(&cfg.adamw);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6e65_6761_7469_7665);
+        let mut rng = batch_rng(cfg);
         let (sampler, state, resumed_from) = match start {
             Start::Resume(dir, mut st) => {
                 let op = dir.join(OPTIMIZER_FILE);
@@ -218,25 +218,10 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         let tb = self.data.tokenize(&self.shell, &batch, &mut self.rng)?;
         let tokens = tb.tokens();
         let enc = self.encoder.take().expect("encoder");
-        let (loss, mut grads) = loss_and_grads(
-            &enc,
-            &tb.queries,
-            &tb.passages,
-            &tb.mask,
-            loss_config(cfg),
-            cfg.accumulate,
-            &self.device,
-        )?;
-        let step = self.state.step + 1;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite { step, loss });
-        }
-        let norm = match cfg.grad_clip {
-            Some(c) => clip_grad_norm::<B, _>(&enc, &mut grads, c),
-            None => grad_norm::<B, _>(&enc, &grads),
-        };
         let lr = cfg.schedule().lr(self.state.step);
-        self.encoder = Some(self.optim.step(lr, enc, grads));
+        let step = self.state.step + 1;
+        let (enc, loss, norm) = update(cfg, enc, &mut self.optim, &tb, lr, step, &self.device)?;
+        self.encoder = Some(enc);
         let secs = t0.elapsed().as_secs_f64();
         self.state.step = step;
         self.state.weights_step = step;
@@ -557,6 +542,64 @@ fn empty_weights() -> Weights {
         },
         layers: Vec::new(),
     }
+}
+
+/// The generator of the batches' random choices (the kept negatives) of a run of `cfg`.
+fn batch_rng(cfg: &TrainConfig) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6e65_6761_7469_7665)
+}
+
+/// One optimiser update of a run of `cfg` on `batch` at learning rate `lr`: the loss and its
+/// gradients ([`loss_and_grads`], with `cfg`'s loss and accumulation), global-norm clipping
+/// when `cfg` asks for it, and the AdamW step. Returns the updated encoder, the loss and the
+/// gradient norm before clipping. `step` (from 1) names the update in the error a non-finite
+/// loss gives.
+pub fn update<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    encoder: TrainableEncoder<B>,
+    optim: &mut AdamWOptimizer<B, TrainableEncoder<B>>,
+    batch: &TokenizedBatch,
+    lr: f64,
+    step: u64,
+    device: &B::Device,
+) -> Result<(TrainableEncoder<B>, f32, f32)> {
+    let (loss, mut grads) = loss_and_grads(
+        &encoder,
+        &batch.queries,
+        &batch.passages,
+        &batch.mask,
+        loss_config(cfg),
+        cfg.accumulate,
+        device,
+    )?;
+    if !loss.is_finite() {
+        return Err(TrainError::NonFinite { step, loss });
+    }
+    let norm = match cfg.grad_clip {
+        Some(c) => clip_grad_norm::<B, _>(&encoder, &mut grads, c),
+        None => grad_norm::<B, _>(&encoder, &grads),
+    };
+    Ok((optim.step(lr, encoder, grads), loss, norm))
+}
+
+/// What a fresh run of `cfg` starts from: the trainable encoder as `cfg` configures it (from
+/// `cfg.model`), the model it came from (its weights moved into the encoder) and the first
+/// `n` training batches of the run, tokenised, exactly as [`crate::train`] draws them. For
+/// benchmarks and peers that must see the same work.
+pub fn first_batches<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    n: usize,
+    device: &B::Device,
+) -> Result<(TrainableEncoder<B>, Model, Vec<TokenizedBatch>)> {
+    cfg.validate()?;
+    let (model, encoder, max_len) = load_model::<B>(cfg, &Start::Fresh, device)?;
+    let data = TrainData::load(cfg, &model, max_len)?;
+    let mut sampler = data.sampler(None)?;
+    let mut rng = batch_rng(cfg);
+    let batches = (0..n)
+        .map(|_| data.tokenize(&model, &sampler.next_batch(), &mut rng))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((encoder, model, batches))
 }
 
 fn loss_config(cfg: &TrainConfig) -> LossConfig {
