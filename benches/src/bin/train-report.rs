@@ -272,7 +272,8 @@ fn run(a: &Args) -> Result<bool, String> {
                 LOSS_TOL_F32
             };
             eprintln!("first loss: {imp}: {l:.6} (relative difference {rel:.2e})");
-            if !(rel <= tol) {
+            let agrees = rel <= tol;
+            if !agrees {
                 eprintln!(
                     "FAILED: {imp}'s first loss {l} differs from {reference} by {rel:.2e} > {tol}: \
                      the engines do not compute the same step, so the comparison is not valid"

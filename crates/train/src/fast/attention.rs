@@ -61,10 +61,7 @@ impl Packed {
 }
 
 /// Splits `data` into consecutive chunks of `sizes`.
-fn chunks_mut<'a>(
-    mut data: &'a mut [f32],
-    sizes: impl Iterator<Item = usize>,
-) -> Vec<&'a mut [f32]> {
+fn chunks_mut(mut data: &mut [f32], sizes: impl Iterator<Item = usize>) -> Vec<&mut [f32]> {
     let mut out = Vec::new();
     for s in sizes {
         let (a, rest) = data.split_at_mut(s);

@@ -399,7 +399,8 @@ pub(crate) mod testing {
         }
         let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            if !((g - w).abs() <= tol * scale) {
+            let ok = (g - w).abs() <= tol * scale;
+            if !ok {
                 return Err(format!("{what}[{i}]: {g} against {w} (scale {scale})"));
             }
         }
