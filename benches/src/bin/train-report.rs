@@ -387,6 +387,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // As `multiret train` does (the allocator keeps freed memory for the next step).
+    multiret_train::keep_freed_memory();
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -250,6 +250,8 @@ impl TrainArgs {
 /// `multiret eval` ([`eval::run_checkpoint`]).
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    // Training frees and re-allocates the same large buffers every step.
+    multiret_train::keep_freed_memory();
     let mut hook = |checkpoint: &Path, dataset: &str, out: &Path| {
         eval::run_checkpoint(
             checkpoint,

@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let freeze = args[2.min(args.len())..].iter().any(|a| a == "freeze");
     let bf16 = args[2.min(args.len())..].iter().any(|a| a == "bf16");
     let burn_ops = args[2.min(args.len())..].iter().any(|a| a == "burn-ops");
+    multiret_train::keep_freed_memory();
     let out = std::env::temp_dir().join(format!("multiret-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = TrainConfig::new("e5-small", "mlqa-r", &out);

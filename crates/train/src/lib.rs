@@ -65,6 +65,7 @@ mod encoder;
 mod error;
 mod fast;
 mod loss;
+mod memory;
 pub mod optim;
 mod replay;
 mod session;
@@ -83,6 +84,7 @@ pub use error::{Result, TrainError};
 pub use loss::{
     info_nce, info_nce_masked, info_nce_reference, info_nce_reference_masked, BatchMask,
 };
+pub use memory::keep_freed_memory;
 pub use optim::{AdamWOptimizer, AdamWParams, LinearSchedule};
 pub use replay::Replay;
 pub use session::{first_batches, update, TrainSummary};

@@ -1,0 +1,32 @@
+//! The process's allocator settings for training.
+
+/// Makes glibc's allocator keep freed memory for reuse instead of handing it back to the
+/// operating system: no allocation is served by its own `mmap` (`M_MMAP_MAX = 0`) and the
+/// heap is trimmed only beyond 2 GiB free at its top (`M_TRIM_THRESHOLD`).
+///
+/// A training step allocates and frees the same large buffers every step (activations, the
+/// optimiser's temporaries over a 96M-value embedding matrix). By default each buffer over
+/// 32 MiB is a fresh mapping, so every step pays page faults and page zeroing for all of
+/// them: with the word embeddings trained, more time than the arithmetic (measured on e5-small:
+/// 332 against 824 tokens/s). The cost is that the process's resident memory stays at its
+/// peak.
+///
+/// Process-wide, so binaries call it (once, before any work), never libraries. Returns
+/// whether the settings took effect: `false` off glibc, where it does nothing.
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_MAX: i32 = -4;
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // SAFETY: `mallopt` is glibc's (this target links glibc); it takes two ints, changes
+        // only the allocator's tuning parameters, and is thread-safe.
+        unsafe { mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, i32::MAX) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
