@@ -27,18 +27,26 @@
 //!   `CudaTrain` (burn-cuda with fusion, no autotuning; it builds without a CUDA toolkit).
 //!   On CUDA, f32 matrix products run on TF32 tensor cores, so the forward pass agrees with
 //!   the engine within about 3e-4 rather than 1e-4.
-//! - **CPU fast path.** On burn-flex the dense layers (`act(x W + b)`, 4 per layer and
-//!   nearly all of a step's arithmetic) are one custom autodiff operation on multiret-kernels:
-//!   the forward GEMM with the bias fused, vector GELU, and a hand-written backward pass
-//!   (`dZ = dY ⊙ gelu'(Z)`, `dX = dZ Wᵀ`, `dW = Xᵀ dZ`, `db = Σ dZ`). It agrees with the
-//!   same layers composed from burn ops to 1e-4 of each gradient's scale (a test). Measured
-//!   in one run (`cargo run --release -p multiret-train --example throughput -- 6 32 freeze
-//!   [burn-ops|bf16]`, e5-small, batch 32): 239 tokens/s on burn-flex's ops, 368 (1.54x) on
-//!   the kernels, 506 (2.12x) with bf16 products.
-//!   [`TrainConfig::bf16_matmul`] (`multiret train --bf16`) adds mixed precision: the
-//!   products in bf16 (AMX where present) with f32 accumulation, everything else f32.
-//! - **Padding.** Each side of a batch (queries, passages) is cut into length groups
-//!   ([`length_buckets`]) and each group is one padded forward pass.
+//! - **CPU fast path.** On burn-flex, three kinds of custom autodiff operation on
+//!   multiret-kernels, each with a hand-written backward pass, carry nearly all of a step:
+//!   - the dense layers (`act(x W + b)`: the forward GEMM with the bias fused, vector GELU,
+//!     `dZ = dY ⊙ gelu'(Z)`, `dX = dZ Wᵀ`, `dW = Xᵀ dZ`, `db = Σ dZ`);
+//!   - multi-head attention over each sequence's real length (scores, softmax, context and
+//!     their backward, one op per layer; only the probabilities are saved);
+//!   - LayerNorm of a residual sum (one op, saving `x̂` and `1/σ`).
+//!
+//!   Each is proptested against an f64 reference (finite differences for the gradients), and
+//!   the whole encoder against the same layers composed from burn ops (1e-4 of each
+//!   gradient's scale). [`TrainConfig::bf16_matmul`] (`multiret train --bf16`) adds mixed
+//!   precision: the dense products in bf16 (AMX where present) with f32 accumulation,
+//!   everything else f32. Measured against PyTorch 2.15 on the same batches
+//!   (`train-report`, docs/benchmarks.md): 3.5x in f32 and 2.1x in bf16 at batch 32 with the
+//!   word embeddings frozen. Binaries that train call [`keep_freed_memory`] so that a step's
+//!   large buffers are reused rather than mapped afresh.
+//! - **Layout.** On the fast path a batch is packed: the real tokens of its sequences one
+//!   after another, no padding ([`TokenBatch`]), and one forward pass per side. Elsewhere
+//!   (CUDA, or [`TrainConfig::cpu_kernels`] off) each side of a batch (queries, passages) is cut into
+//!   length groups ([`length_buckets`]) and each group is one padded forward pass.
 //! - **Accumulation** ([`TrainConfig::accumulate`]) is gradient caching, not the usual sum of
 //!   per-chunk losses: InfoNCE's negatives are the rest of the batch, and chunked losses would
 //!   see fewer of them. The loss and its gradient with respect to every embedding are computed

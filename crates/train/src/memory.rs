@@ -2,7 +2,7 @@
 
 /// Makes glibc's allocator keep freed memory for reuse instead of handing it back to the
 /// operating system: no allocation is served by its own `mmap` (`M_MMAP_MAX = 0`) and the
-/// heap is trimmed only beyond 2 GiB free at its top (`M_TRIM_THRESHOLD`).
+/// heap is never trimmed (`M_TRIM_THRESHOLD = -1`).
 ///
 /// A training step allocates and frees the same large buffers every step (activations, the
 /// optimiser's temporaries over a 96M-value embedding matrix). By default each buffer over
@@ -23,7 +23,7 @@ pub fn keep_freed_memory() -> bool {
         }
         // SAFETY: `mallopt` is glibc's (this target links glibc); it takes two ints, changes
         // only the allocator's tuning parameters, and is thread-safe.
-        unsafe { mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, i32::MAX) == 1 }
+        unsafe { mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1 }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
