@@ -20,7 +20,9 @@
 //! Without it the PyTorch lines say `absent`. The PyTorch side is
 //! `benches/peers/torch_train.py`, one long-lived process that times a round when asked.
 //!
-//! Threads: multiret runs in a rayon pool of `--threads` threads; PyTorch gets
+//! Threads: multiret's steps run on the main thread with rayon's global pool of `--threads`
+//! threads (a step inside a pool's worker measured slower: its large buffers come from
+//! another allocator arena); PyTorch gets
 //! `torch.set_num_threads(--threads)`.
 //!
 //! Other flags: `--only IMPL[,IMPL...]` (any of `multiret-f32`, `multiret-bf16`, `torch-f32`,
@@ -121,22 +123,21 @@ fn config(a: &Args, bf16: bool) -> TrainConfig {
     cfg
 }
 
-/// Our side: a replay of the run's first batches; `round` times one step per batch.
+/// Our side: a replay of the run's first batches; `round` times one step per batch. Steps
+/// run on the main thread, as `multiret train`'s do, with rayon's global pool (sized by
+/// `--threads` in `main`) for the parallel work.
 struct Ours {
     replay: Replay,
-    pool: rayon::ThreadPool,
 }
 
 impl Ours {
     fn round(&mut self) -> Result<(Timing, Vec<f32>), String> {
         let n = self.replay.batches().len();
         let replay = &mut self.replay;
-        let (t, losses) = self.pool.install(|| {
-            timed(|| {
-                (0..n)
-                    .map(|i| replay.step(i))
-                    .collect::<Result<Vec<f32>, _>>()
-            })
+        let (t, losses) = timed(|| {
+            (0..n)
+                .map(|i| replay.step(i))
+                .collect::<Result<Vec<f32>, _>>()
         });
         Ok((t, losses.map_err(|e| e.to_string())?))
     }
@@ -145,24 +146,12 @@ impl Ours {
 fn run(a: &Args) -> Result<bool, String> {
     let wants = |imp: &str| a.only.iter().any(|s| s == imp);
     eprintln!("isa: {}", multiret_kernels::detected_isa().name());
-    let pool = || {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(a.threads)
-            .build()
-            .map_err(|e| format!("rayon pool: {e}"))
-    };
     let mut ours: Vec<(&str, Ours)> = Vec::new();
     for (imp, bf16) in [("multiret-f32", false), ("multiret-bf16", true)] {
         if wants(imp) {
             let replay =
                 Replay::new(&config(a, bf16), a.steps).map_err(|e| format!("{imp}: {e}"))?;
-            ours.push((
-                imp,
-                Ours {
-                    replay,
-                    pool: pool()?,
-                },
-            ));
+            ours.push((imp, Ours { replay }));
         }
     }
     // The batches, from our replay (or a fresh one when only the peer runs).
@@ -242,10 +231,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let mut ok = true;
     let mut first: Vec<(&str, f64)> = Vec::new();
     for (imp, o) in ours.iter_mut() {
-        let loss = o
-            .pool
-            .install(|| o.replay.step(0))
-            .map_err(|e| format!("{imp}: {e}"))?;
+        let loss = o.replay.step(0).map_err(|e| format!("{imp}: {e}"))?;
         first.push((imp, loss as f64));
     }
     if let Some(t) = &torch {
@@ -389,6 +375,13 @@ fn main() -> ExitCode {
     };
     // As `multiret train` does (the allocator keeps freed memory for the next step).
     multiret_train::keep_freed_memory();
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+    {
+        eprintln!("train-report: rayon pool: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
