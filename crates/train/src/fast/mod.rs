@@ -26,7 +26,7 @@ use burn::prelude::*;
 use burn::tensor::{activation, Bytes, DType, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 use multiret_kernels::activation::{gelu, gelu_backward};
-use multiret_kernels::gemm::{gemm_f32, gemm_f32_bf16, Epilogue};
+use multiret_kernels::gemm::{gemm_bf16, gemm_f32, gemm_f32_bf16, Epilogue};
 use multiret_kernels::{bf16, MatMut, MatRef, Par};
 use std::sync::Arc;
 
@@ -82,6 +82,35 @@ fn to_bf16(v: &[f32]) -> Vec<bf16> {
     out.par_chunks_mut(1 << 16)
         .zip(v.par_chunks(1 << 16))
         .for_each(|(o, s)| o.convert_from_f32_slice(s));
+    out
+}
+
+/// The row-major `[rows, cols]` matrix `v` transposed to `[cols, rows]` and rounded to bf16
+/// (round to nearest even): rounded in one pass, then moved in 64 x 64 blocks, output rows in
+/// parallel.
+fn transpose_to_bf16(v: &[f32], rows: usize, cols: usize) -> Vec<bf16> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 64;
+    let rounded = to_bf16(v);
+    let mut out = vec![bf16::ZERO; rows * cols];
+    if rows == 0 {
+        return out;
+    }
+    out.par_chunks_mut(BLOCK * rows)
+        .enumerate()
+        .for_each(|(cb, chunk)| {
+            let c0 = cb * BLOCK;
+            let nc = chunk.len() / rows;
+            for r0 in (0..rows).step_by(BLOCK) {
+                let r1 = (r0 + BLOCK).min(rows);
+                for c in 0..nc {
+                    let dst = &mut chunk[c * rows + r0..c * rows + r1];
+                    for (d, r) in dst.iter_mut().zip(r0..r1) {
+                        *d = rounded[r * cols + c0 + c];
+                    }
+                }
+            }
+        });
     out
 }
 
@@ -291,15 +320,34 @@ impl Backward<Flex, 3> for DenseBackward {
         }
         if let Some(node) = pw {
             let xv = values(&x);
-            let dz16 = (prec == Matmul::Bf16).then(|| to_bf16(&dz));
-            let dw = matmul(
-                prec,
-                MatRef::row_major(&xv, t, inp).expect("x shape").t(),
-                MatRef::row_major(&dz, t, out).expect("dz shape"),
-                dz16.as_deref()
-                    .map(|d| MatRef::row_major(d, t, out).expect("dz shape")),
-                None,
-            );
+            let dw = match prec {
+                Matmul::F32 => matmul(
+                    prec,
+                    MatRef::row_major(&xv, t, inp).expect("x shape").t(),
+                    MatRef::row_major(&dz, t, out).expect("dz shape"),
+                    None,
+                    None,
+                ),
+                // Xᵀ as a row-major bf16 copy: the GEMM packs a transposed view element by
+                // element, one cache line per element, which cost more than the products.
+                // Rounding first is what packing does, so the result is the same.
+                Matmul::Bf16 => {
+                    let xt16 = transpose_to_bf16(&xv, t, inp);
+                    let dz16 = to_bf16(&dz);
+                    let mut dw = vec![0.0f32; inp * out];
+                    gemm_bf16(
+                        1.0,
+                        MatRef::row_major(&xt16, inp, t).expect("xt shape"),
+                        MatRef::row_major(&dz16, t, out).expect("dz shape"),
+                        0.0,
+                        MatMut::row_major(&mut dw, inp, out).expect("dw shape"),
+                        Epilogue::None,
+                        Par::all(),
+                    )
+                    .expect("dW shapes");
+                    dw
+                }
+            };
             grads.register::<Flex>(node.id, tensor_of(dw, &[inp, out]));
         }
         if let Some(node) = pb {
@@ -405,5 +453,30 @@ pub(crate) mod testing {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The blocked transpose against the plain one, across block edges.
+        #[test]
+        fn transpose_to_bf16_is_the_rounded_transpose(
+            (rows, cols) in (0usize..70, 1usize..70),
+            seed in any::<u32>(),
+        ) {
+            let v: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / 1e9 - 2.0)
+                .collect();
+            let got = transpose_to_bf16(&v, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    prop_assert_eq!(got[c * rows + r], bf16::from_f32(v[r * cols + c]));
+                }
+            }
+        }
     }
 }

@@ -273,7 +273,14 @@ mod tests {
             let gen = |off: usize, len: usize| -> Vec<f64> {
                 (0..len).map(|i| seed[(off + i * 7) % seed.len()] + (i % 5) as f64 * 0.1).collect()
             };
-            let (av, rv, gv) = (gen(0, n), gen(3, n), gen(11, n));
+            // Rows of x = a + r are a ramp over the columns plus noise below half a step, so
+            // that no row is near-constant: there LayerNorm's gradient is ill-conditioned and
+            // neither f32 nor finite differences are meaningful.
+            let ramp = |v: Vec<f64>| -> Vec<f64> {
+                v.iter().enumerate().map(|(i, x)| 0.05 * x + 0.5 * (i % h) as f64).collect()
+            };
+            let (av, gv) = (ramp(gen(0, n)), gen(11, n));
+            let rv: Vec<f64> = gen(3, n).iter().map(|x| 0.05 * x).collect();
             let (wv, bv) = (gen(29, h), gen(41, h));
             let (a, r) = (leaf(&av, [rows, h]), leaf(&rv, [rows, h]));
             let (w, b) = (leaf(&wv, [h]), leaf(&bv, [h]));
