@@ -21,8 +21,7 @@
 //! `benches/peers/torch_train.py`, one long-lived process that times a round when asked.
 //!
 //! Threads: multiret's steps run on the main thread with rayon's global pool of `--threads`
-//! threads (a step inside a pool's worker measured slower: its large buffers come from
-//! another allocator arena); PyTorch gets
+//! threads, as `multiret train` without `--threads` does; PyTorch gets
 //! `torch.set_num_threads(--threads)`.
 //!
 //! Other flags: `--only IMPL[,IMPL...]` (any of `multiret-f32`, `multiret-bf16`, `torch-f32`,
