@@ -7,8 +7,6 @@
 //! Parameter ids are fixed (`1..=n` in [`tensor_specs`] order), so an optimiser state saved by
 //! one process applies to the same encoder rebuilt by another.
 
-use std::any::TypeId;
-
 use burn::module::{Module, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -234,13 +232,6 @@ impl<B: Backend> TokenBatch<B> {
     }
 }
 
-/// Whether backend `B`'s fused GELU is the exact erf form with an exact backward pass.
-fn fused_gelu_is_exact<B: Backend>() -> bool {
-    let t = TypeId::of::<B>();
-    t == TypeId::of::<burn::backend::Flex>()
-        || t == TypeId::of::<burn::backend::Autodiff<burn::backend::Flex>>()
-}
-
 fn tensor2<B: Backend>(data: &[f32], rows: usize, cols: usize, device: &B::Device) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(data.to_vec(), [rows, cols]), device)
 }
@@ -338,7 +329,8 @@ impl<B: Backend> TrainableEncoder<B> {
                 config: config.clone(),
                 pooling: Pooling::Mean,
                 normalize: true,
-                fused_gelu: fused_gelu_is_exact::<B>(),
+                // burn-flex's GELU is the exact erf form in both directions.
+                fused_gelu: crate::fast::is_flex::<B>(),
                 kernels: true,
                 bf16: false,
             },
@@ -492,10 +484,13 @@ impl<B: Backend> TrainableEncoder<B> {
         if seqs.is_empty() {
             return Err(TrainError::Config("empty batch".into()));
         }
+        if self.meta.kernels && crate::fast::is_flex::<B>() {
+            // Packed batches carry no padding: one pass, in input order.
+            return Ok(self.forward(&self.batch(seqs, device)?));
+        }
         let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let buckets = length_buckets(&lens, BUCKET_OVERHEAD_TOKENS);
-        if buckets.len() == 1 || (self.meta.kernels && crate::fast::is_flex::<B>()) {
-            // Packed batches carry no padding: one pass, in input order.
+        if buckets.len() == 1 {
             return Ok(self.forward(&self.batch(seqs, device)?));
         }
         let mut parts = Vec::with_capacity(buckets.len());

@@ -134,6 +134,8 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
             let grads = loss.backward();
             let mut out: Vec<(String, Vec<f32>)> = Vec::new();
             let flat = |t: Tensor<burn::backend::Flex, 2>| t.into_data().into_vec::<f32>().unwrap();
+            let flat1 =
+                |t: Tensor<burn::backend::Flex, 1>| t.into_data().into_vec::<f32>().unwrap();
             out.push(("embedding".into(), flat(eq.inner())));
             out.push(("pos grad".into(), flat(enc.pos.val().grad(&grads).unwrap())));
             for (i, l) in enc.layers.iter().enumerate() {
@@ -149,22 +151,16 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
                         format!("layer {i} {name} w grad"),
                         flat(dense.w.val().grad(&grads).unwrap()),
                     ));
-                    let b = dense.b.val().grad(&grads).unwrap();
                     out.push((
                         format!("layer {i} {name} b grad"),
-                        b.into_data().into_vec::<f32>().unwrap(),
+                        flat1(dense.b.val().grad(&grads).unwrap()),
                     ));
                 }
                 for (name, norm) in [("aln", &l.aln), ("oln", &l.oln)] {
                     for (part, p) in [("w", &norm.w), ("b", &norm.b)] {
                         out.push((
                             format!("layer {i} {name} {part} grad"),
-                            p.val()
-                                .grad(&grads)
-                                .unwrap()
-                                .into_data()
-                                .into_vec::<f32>()
-                                .unwrap(),
+                            flat1(p.val().grad(&grads).unwrap()),
                         ));
                     }
                 }
@@ -172,12 +168,7 @@ fn kernel_dense_layers_match_burn_ops_forward_and_backward() {
             for (part, p) in [("w", &enc.emb_ln.w), ("b", &enc.emb_ln.b)] {
                 out.push((
                     format!("embedding ln {part} grad"),
-                    p.val()
-                        .grad(&grads)
-                        .unwrap()
-                        .into_data()
-                        .into_vec::<f32>()
-                        .unwrap(),
+                    flat1(p.val().grad(&grads).unwrap()),
                 ));
             }
             out.push((
