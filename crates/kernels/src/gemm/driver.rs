@@ -352,19 +352,87 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
         scale_only::<K>(beta, &mut c, epi);
         return;
     }
-    let (mr, nr, ks) = (K::MR, K::NR, K::KSTEP);
-    let kc_max = round_up(K::KC.min(k), K::KPAD);
-    let nc_max = round_up(K::NC.min(n), nr);
+    let (mr, nr) = (K::MR, K::NR);
     let parts_wanted = par.degree();
+    let (m_strips, n_strips) = (m.div_ceil(mr), n.div_ceil(nr));
+    // One parallel region per product: each part owns whole strips of rows or of columns of C
+    // and runs the blocked loops over them alone, packing what it reads. No barrier between
+    // packing and multiplying, no fork per block (waking the workers once per depth block was a
+    // measurable share of a training step on a 2-core guest).
+    //
+    // Split the dimension whose strips divide more evenly among the parts (the largest part's
+    // share is what the region waits for); on a near tie, the one whose split repeats less
+    // packing: splitting rows makes every part pack all of B (k x n), splitting columns makes
+    // every part pack all of A (m x k) unless A is read in place.
+    let share = |strips: usize| {
+        let p = parts_wanted.min(strips).max(1);
+        strips.div_ceil(p) as f64 / strips as f64
+    };
+    let (sm, sn) = (share(m_strips), share(n_strips));
+    let repack_rows = k * n;
+    let repack_cols = if direct.is_some() { 0 } else { m * k };
+    let split_m = if (sm - sn).abs() > 0.05 * sm.min(sn) {
+        sm < sn
+    } else {
+        repack_rows < repack_cols
+    };
+    let strips = if split_m { m_strips } else { n_strips };
+    let parts = parts_wanted.min(strips).max(1);
     let (c_ptr, rsc, csc) = c.raw();
     let c_ptr = SyncPtr(c_ptr);
+    let (a, b, direct) = (&a, &b, direct.as_ref());
+    for_each_part(parts, |p| {
+        let (s0, s1) = (p * strips / parts, (p + 1) * strips / parts);
+        let (rows, cols) = if split_m {
+            ((s0 * mr, (s1 * mr).min(m)), (0, n))
+        } else {
+            ((0, m), (s0 * nr, (s1 * nr).min(n)))
+        };
+        // SAFETY: the parts own disjoint strip ranges of rows (or columns) of C, inside C; the
+        // ISA of K is supported (this function's contract).
+        unsafe { gemm_part::<K, TA, TB>(alpha, a, direct, b, beta, c_ptr, rsc, csc, epi, rows, cols) }
+    });
+}
+
+/// The blocked loops of [`gemm_with_direct`] over rows `rows.0..rows.1` and columns
+/// `cols.0..cols.1` of C, on the calling thread, with its own packing buffers.
+///
+/// # Safety
+/// The region of C (pointer `c`, strides `rsc`, `csc`) is valid and written by no one else
+/// meanwhile; `rows.0` is a multiple of `MR` and `cols.0` of `NR`; `rows.1 < m` only at a
+/// multiple of `MR`; the ISA of `K` is supported.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_part<K: Micro, TA: Elem, TB: Elem>(
+    alpha: f32,
+    a: &MatRef<'_, TA>,
+    direct: Option<&DirectA<'_, K::P>>,
+    b: &MatRef<'_, TB>,
+    beta: f32,
+    c: SyncPtr<f32>,
+    rsc: usize,
+    csc: usize,
+    epi: Epi<'_>,
+    rows: (usize, usize),
+    cols: (usize, usize),
+) {
+    let (mr, nr, ks) = (K::MR, K::NR, K::KSTEP);
+    let k = a.cols();
+    let kc_max = round_up(K::KC.min(k), K::KPAD);
+    let nc_max = round_up(K::NC.min(cols.1 - cols.0), nr);
     // Not zeroed: `pack_b` writes every element of a strip before any kernel reads it.
     let mut bpack: Vec<MaybeUninit<K::P>> = Vec::with_capacity(nc_max * kc_max);
     bpack.resize_with(nc_max * kc_max, MaybeUninit::uninit);
-
-    let mut jc = 0;
-    while jc < n {
-        let nc = (n - jc).min(K::NC);
+    let mut apack: Vec<K::P> = if K::PACK_A {
+        vec![K::P::default(); mr * kc_max]
+    } else {
+        Vec::new()
+    };
+    let mut tile = vec![0.0f32; mr * nr];
+    // SAFETY: the ISA of K is supported (this function's contract).
+    unsafe { K::thread_begin() };
+    let mut jc = cols.0;
+    while jc < cols.1 {
+        let nc = (cols.1 - jc).min(K::NC);
         let n_strips = nc.div_ceil(nr);
         let mut pc = 0;
         while pc < k {
@@ -372,142 +440,75 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
             let kc_pad = round_up(kc, K::KPAD);
             let strip_len = nr * kc_pad;
             let beta_eff = if pc == 0 { beta } else { 1.0 };
-            let last = pc + kc == k;
-            let epi_now = if last { Some(epi) } else { None };
-            let m_strips = m.div_ceil(mr);
-            let a = &a;
-            let b = &b;
-            let direct = direct.as_ref().filter(|d| d.padded_k || kc % K::KPAD == 0);
-            let bptr = SyncPtr(bpack.as_mut_ptr());
-            // Packs B strips s0..s1 of this block.
-            //
-            // SAFETY (callers): strips s0..s1 lie inside `bpack` (n_strips * strip_len <=
-            // nc_max * kc_max) and no other part reads or writes them meanwhile.
-            let pack_strips = |s0: usize, s1: usize| {
-                for s in s0..s1 {
-                    // SAFETY: see the closure's contract.
-                    let dst = unsafe {
-                        core::slice::from_raw_parts_mut(bptr.get().add(s * strip_len), strip_len)
-                    };
-                    let c0 = jc + s * nr;
-                    pack_b::<K, TB>(dst, b, c0, nr.min(jc + nc - c0), pc, kc);
-                }
+            let epi_now = if pc + kc == k { Some(epi) } else { None };
+            let direct = direct.filter(|d| d.padded_k || kc % K::KPAD == 0);
+            for (s, dst) in bpack[..n_strips * strip_len]
+                .chunks_exact_mut(strip_len)
+                .enumerate()
+            {
+                let c0 = jc + s * nr;
+                pack_b::<K, TB>(dst, b, c0, nr.min(jc + nc - c0), pc, kc);
+            }
+            // SAFETY: the first n_strips strips were all written just above (pack_b writes
+            // every element of its strip), so they are initialised `K::P`s.
+            let bp: &[K::P] = unsafe {
+                core::slice::from_raw_parts(bpack.as_ptr().cast::<K::P>(), n_strips * strip_len)
             };
-            // Runs the tiles of A strips i0..i1 times B strips j0..j1 (already packed).
-            //
-            // SAFETY (callers): B strips j0..j1 are packed and not written meanwhile; the C
-            // tiles of (i0..i1) x (j0..j1) belong to this part only.
-            let run_tiles = |i0: usize, i1: usize, j0: usize, j1: usize| {
-                let mut apack: Vec<K::P> = if K::PACK_A {
-                    vec![K::P::default(); mr * kc_pad]
-                } else {
-                    Vec::new()
-                };
-                let mut tile = vec![0.0f32; mr * nr];
-                // SAFETY: the ISA of K is supported (this function's contract).
-                unsafe { K::thread_begin() };
-                for is in i0..i1 {
-                    let r0 = is * mr;
-                    let mr_eff = mr.min(m - r0);
-                    // Rows the kernel computes: the strip's own when it takes edge tiles.
-                    let k_rows = if K::EDGE_ROWS { mr_eff } else { mr };
-                    let (a_strip, a_rs, a_ks): (&[K::P], usize, usize) = match direct {
-                        Some(d) if r0 + k_rows <= d.rows => {
-                            let start = r0 * d.rs + pc;
-                            (
-                                &d.data[start..start + (k_rows - 1) * d.rs + kc_pad],
-                                d.rs / ks,
-                                1,
-                            )
-                        }
-                        _ => {
-                            assert!(K::PACK_A, "this kernel reads A in place only");
-                            pack_a::<K, TA>(&mut apack, a, r0, mr_eff, pc, kc);
-                            (&apack[..], 1, mr)
-                        }
-                    };
-                    for js in j0..j1 {
-                        let c0 = jc + js * nr;
-                        let nr_eff = nr.min(jc + nc - c0);
-                        // SAFETY: strip js is packed (every element written, so initialised)
-                        // and read-only now (the contract).
-                        let bs = unsafe {
-                            core::slice::from_raw_parts(
-                                bptr.get().add(js * strip_len).cast::<K::P>(),
-                                strip_len,
-                            )
-                        };
-                        // SAFETY: the tile (r0.., c0..) lies inside C and belongs to this part
-                        // only (the contract).
-                        unsafe {
-                            run_tile::<K>(
-                                kc_pad / ks,
-                                k_rows,
-                                alpha,
-                                a_strip,
-                                a_rs,
-                                a_ks,
-                                bs,
-                                beta_eff,
-                                c_ptr.get(),
-                                rsc,
-                                csc,
-                                r0,
-                                c0,
-                                mr_eff,
-                                nr_eff,
-                                &mut tile,
-                                epi_now,
-                            )
-                        };
+            let mut r0 = rows.0;
+            while r0 < rows.1 {
+                let mr_eff = mr.min(rows.1 - r0);
+                // Rows the kernel computes: the strip's own when it takes edge tiles.
+                let k_rows = if K::EDGE_ROWS { mr_eff } else { mr };
+                let (a_strip, a_rs, a_ks): (&[K::P], usize, usize) = match direct {
+                    Some(d) if r0 + k_rows <= d.rows => {
+                        let start = r0 * d.rs + pc;
+                        (
+                            &d.data[start..start + (k_rows - 1) * d.rs + kc_pad],
+                            d.rs / ks,
+                            1,
+                        )
                     }
+                    _ => {
+                        assert!(K::PACK_A, "this kernel reads A in place only");
+                        pack_a::<K, TA>(&mut apack, a, r0, mr_eff, pc, kc);
+                        (&apack[..], 1, mr)
+                    }
+                };
+                for (js, bs) in bp.chunks_exact(strip_len).enumerate() {
+                    let c0 = jc + js * nr;
+                    let nr_eff = nr.min(jc + nc - c0);
+                    // SAFETY: the tile (r0.., c0..) lies inside this part's region of C
+                    // (the contract).
+                    unsafe {
+                        run_tile::<K>(
+                            kc_pad / ks,
+                            k_rows,
+                            alpha,
+                            a_strip,
+                            a_rs,
+                            a_ks,
+                            bs,
+                            beta_eff,
+                            c.get(),
+                            rsc,
+                            csc,
+                            r0,
+                            c0,
+                            mr_eff,
+                            nr_eff,
+                            &mut tile,
+                            epi_now,
+                        )
+                    };
                 }
-                // SAFETY: thread_begin ran on this thread above.
-                unsafe { K::thread_end() };
-            };
-            // Split the tiles by strips of A or by strips of B: the dimension whose strips
-            // divide more evenly among the parts (the largest part's share is what the
-            // parallel loop waits for). Rows are preferred on a tie when A has at least as
-            // many strips as there are parts and B's packing is worth sharing; split by columns,
-            // each part packs its own B strips and uses them at once (one parallel region, no
-            // barrier between packing and multiplying).
-            let share = |strips: usize| {
-                let p = parts_wanted.min(strips).max(1);
-                strips.div_ceil(p) as f64 / strips as f64
-            };
-            let (sm, sn) = (share(m_strips), share(n_strips));
-            let split_m = sm < sn || (sm == sn && m_strips >= 4 * parts_wanted);
-            if split_m {
-                let parts = parts_wanted.min(n_strips).max(1);
-                for_each_part(parts, |p| {
-                    // Disjoint strip ranges per part; nothing reads bpack meanwhile.
-                    pack_strips(p * n_strips / parts, (p + 1) * n_strips / parts)
-                });
-                let parts = parts_wanted.min(m_strips).max(1);
-                for_each_part(parts, |p| {
-                    // Every strip is packed (the loop above joined) and only read now; parts own
-                    // disjoint row strips of C.
-                    run_tiles(
-                        p * m_strips / parts,
-                        (p + 1) * m_strips / parts,
-                        0,
-                        n_strips,
-                    )
-                });
-            } else {
-                let parts = parts_wanted.min(n_strips).max(1);
-                for_each_part(parts, |p| {
-                    let (j0, j1) = (p * n_strips / parts, (p + 1) * n_strips / parts);
-                    // Part p alone packs, then reads, strips j0..j1, and alone writes the C
-                    // columns of those strips.
-                    pack_strips(j0, j1);
-                    run_tiles(0, m_strips, j0, j1)
-                });
+                r0 += mr;
             }
             pc += kc;
         }
         jc += nc;
     }
+    // SAFETY: thread_begin ran on this thread above.
+    unsafe { K::thread_end() };
 }
 
 /// Runs one tile (`rows` rows of the kernel, see [`Micro::kernel`]), through a scratch tile
