@@ -41,6 +41,10 @@ SELECT=${SELECT:-mean}             # --select
 MERGE=${MERGE-0.25,0.5,0.75,1}     # --merge-grid ("" for none)
 MAX_LEN=${MAX_LEN:-128}
 GROUP_LANGS=${GROUP_LANGS:-2}      # --group-langs (group samplers)
+SYMMETRIC=${SYMMETRIC:-0}          # 1: --symmetric
+FREEZE_LAYERS=${FREEZE_LAYERS:-0}  # --freeze-layers
+FREEZE_EMB=${FREEZE_EMB:-1}        # 0: train the word embeddings too
+XQUAD=${XQUAD:-1}                  # 0: stop after training and validation (ablations)
 BIN=${MULTIRET_BIN:-target/release/multiret}
 [ -x "$BIN" ] || cargo build --release -q -p multiret
 mkdir -p "$OUT"
@@ -55,9 +59,13 @@ if [ ! -f "$run/checkpoint/model.safetensors" ] || { [ -n "$MERGE" ] && [ ! -f "
   case "$SAMPLER" in group | hybrid-group) alpha+=(--group-langs "$GROUP_LANGS") ;; esac
   merge=()
   [ -n "$MERGE" ] && merge=(--merge-grid "$MERGE")
+  knobs=()
+  [ "$SYMMETRIC" = 1 ] && knobs+=(--symmetric)
+  [ "$FREEZE_LAYERS" != 0 ] && knobs+=(--freeze-layers "$FREEZE_LAYERS")
+  [ "$FREEZE_EMB" = 1 ] && knobs+=(--freeze-embeddings)
   "$BIN" train --model e5-small --train mlqa-r --data-dir "$DATA" --sampler "$SAMPLER" "${alpha[@]}" \
     --batch-size "$BATCH" --steps "$STEPS" --lr "$LR" --temperature "$TAU" --seed "$SEED" \
-    --max-len "$MAX_LEN" --freeze-embeddings --bf16 \
+    --max-len "$MAX_LEN" --bf16 "${knobs[@]}" \
     --context-negatives "$CTX" --negative-langs "$NEG_LANGS" \
     --val-groups "$VAL_GROUPS" --eval-every "$EVAL_EVERY" --select "$SELECT" "${merge[@]}" \
     --out "$run" --quiet
@@ -70,7 +78,7 @@ if [ ! -f "$OUT/final/model.safetensors" ]; then
   rm -f "$OUT/final.tmp/trainer_state.json"
   mv "$OUT/final.tmp" "$OUT/final"
 fi
-if [ ! -f "$OUT/xquad-r.json" ]; then
+if [ "$XQUAD" = 1 ] && [ ! -f "$OUT/xquad-r.json" ]; then
   log "eval $SAMPLER seed $SEED on xquad-r"
   "$BIN" eval --model "$OUT/final" --dataset xquad-r --data-dir "$DATA" --precision bf16 --no-cache -q \
     --out "$OUT/xquad-r.json" --markdown "$OUT/xquad-r.md"
