@@ -168,6 +168,18 @@ fn pack_a<K: Micro, T: Elem>(
     }
     let data = a.as_slice();
     let (rs, cs) = (a.row_stride(), a.col_stride());
+    if rs == 1 && cs != 1 {
+        // The strip's rows at one depth are contiguous in memory: read them as one run per
+        // depth (element by element along a row would touch a cache line per element).
+        for k in 0..kc {
+            let base = r0 + (k0 + k) * cs;
+            let out = &mut dst[(k / ks) * mr_full * ks + k % ks..];
+            for (i, &x) in data[base..base + mr].iter().enumerate() {
+                out[i * ks] = K::P::from_elem(x);
+            }
+        }
+        return;
+    }
     for i in 0..mr {
         let base = (r0 + i) * rs + k0 * cs;
         if cs == 1 {
@@ -390,7 +402,9 @@ pub(crate) unsafe fn gemm_with_direct<K: Micro, TA: Elem, TB: Elem>(
         };
         // SAFETY: the parts own disjoint strip ranges of rows (or columns) of C, inside C; the
         // ISA of K is supported (this function's contract).
-        unsafe { gemm_part::<K, TA, TB>(alpha, a, direct, b, beta, c_ptr, rsc, csc, epi, rows, cols) }
+        unsafe {
+            gemm_part::<K, TA, TB>(alpha, a, direct, b, beta, c_ptr, rsc, csc, epi, rows, cols)
+        }
     });
 }
 

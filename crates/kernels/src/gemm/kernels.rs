@@ -68,7 +68,7 @@ pub(super) fn run_bf16<TA: BfOperand>(
             {
                 Some(d) => d,
                 None => {
-                    prepared = x86::prepare_a_amx(&a, par);
+                    prepared = x86::prepare_a_bf16(&a, par, 32);
                     driver::DirectA {
                         data: &prepared.data[..],
                         rs: prepared.rs,
@@ -96,10 +96,59 @@ pub(super) fn run_bf16<TA: BfOperand>(
             }
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `effective` returned Avx512Bf16, so the CPU has avx512f and avx512bf16.
-        Isa::Avx512Bf16 => unsafe {
-            driver::gemm::<x86::Avx512Bf16, _, _>(alpha, TA::rounded(a), b, beta, c, epi, par)
-        },
+        Isa::Avx512Bf16 => {
+            // An A the kernel cannot read in place (f32, or bf16 that is not row-major with an
+            // even row stride) is rounded once, vectorised, into a row-major bf16 copy, rows
+            // padded to the 12-row strip, and then read in place: packing it instead would
+            // round it element by element once per column block and, when the parts split
+            // the columns, once per part.
+            let rounded = TA::rounded(a);
+            if let Some(direct) = driver::direct_a::<x86::Avx512Bf16, _>(&rounded) {
+                // SAFETY: `effective` returned Avx512Bf16, so the CPU has avx512f and
+                // avx512bf16; `direct` is `rounded` itself.
+                return unsafe {
+                    driver::gemm_with_direct::<x86::Avx512Bf16, _, _>(
+                        alpha,
+                        rounded,
+                        Some(direct),
+                        b,
+                        beta,
+                        c,
+                        epi,
+                        par,
+                    )
+                };
+            }
+            if a.rows() == 0 || a.cols() == 0 {
+                // SAFETY: as above (nothing to read in an empty A).
+                return unsafe {
+                    driver::gemm::<x86::Avx512Bf16, _, _>(alpha, rounded, b, beta, c, epi, par)
+                };
+            }
+            let prepared = x86::prepare_a_bf16(&a, par, 12);
+            let direct = driver::DirectA {
+                data: &prepared.data[..],
+                rs: prepared.rs,
+                rows: prepared.rows,
+                padded_k: true,
+            };
+            let view = MatRef::new(direct.data, a.rows(), a.cols(), direct.rs, 1)
+                .expect("the buffer holds every row of A");
+            // SAFETY: `effective` returned Avx512Bf16, so the CPU has avx512f and avx512bf16;
+            // `direct` is `view` (rows and depth padded with zeros).
+            unsafe {
+                driver::gemm_with_direct::<x86::Avx512Bf16, _, _>(
+                    alpha,
+                    view,
+                    Some(direct),
+                    b,
+                    beta,
+                    c,
+                    epi,
+                    par,
+                )
+            }
+        }
         other => dispatch_widened(other, alpha, TA::rounded(a), b, beta, c, epi, par),
     }
 }
@@ -484,22 +533,26 @@ mod x86 {
         unsafe { store_tile_avx512(&acc, alpha, beta, c, rsc) };
     }
 
-    /// An A operand prepared for AMX: bf16, row-major, rows and depth zero-padded to 32.
+    /// An A operand prepared to be read in place: bf16, row-major, depth zero-padded to a
+    /// multiple of 32 and rows to the kernel's strip.
     pub(crate) struct PreparedA {
         pub data: alloc::vec::Vec<bf16>,
         pub rs: usize,
         pub rows: usize,
     }
 
-    /// Copies (and for f32, rounds) A into the AMX layout. On CPUs with AVX-512 BF16 the
-    /// conversion uses `vcvtneps2bf16` (round to nearest even; denormals flush to zero).
-    pub(crate) fn prepare_a_amx<T: super::Elem>(
+    /// Copies (and for f32, rounds) A into a row-major bf16 buffer with rows padded to a
+    /// multiple of `row_multiple` (32 for AMX, the 12-row strip for AVX-512 BF16) and the depth
+    /// to a multiple of 32, zeros in the padding. On CPUs with AVX-512 BF16 the conversion uses
+    /// `vcvtneps2bf16` (round to nearest even; denormals flush to zero).
+    pub(crate) fn prepare_a_bf16<T: super::Elem>(
         a: &crate::MatRef<'_, T>,
         par: crate::Par,
+        row_multiple: usize,
     ) -> PreparedA {
         let (m, k) = (a.rows(), a.cols());
         let rs = k.div_ceil(32) * 32;
-        let rows = m.div_ceil(32) * 32;
+        let rows = m.div_ceil(row_multiple) * row_multiple;
         let mut data = alloc::vec![bf16::ZERO; rows * rs];
         let src = a.as_slice();
         let (ars, acs) = (a.row_stride(), a.col_stride());
@@ -613,7 +666,7 @@ mod x86 {
 
     /// AMX BF16, 32 x 32 tile (four 16 x 16 tile accumulators), depth in blocks of 32.
     ///
-    /// A is read in place only (row-major bf16, rows and depth padded by [`prepare_a_amx`]).
+    /// A is read in place only (row-major bf16, rows and depth padded by [`prepare_a_bf16`]).
     pub(crate) struct Amx;
 
     impl Micro for Amx {
