@@ -59,98 +59,70 @@ pub(super) fn run_bf16<TA: BfOperand>(
     match effective(isa) {
         #[cfg(target_arch = "x86_64")]
         Isa::Amx => {
-            // A bf16 A that already fits the kernel (row-major, even row stride, rows and depth
-            // multiples of the 32 x 32 tile, so nothing needs zero padding) is read where it
-            // lies; any other A is copied (f32 rounded) into a zero-padded buffer.
-            let prepared;
-            let direct = match driver::direct_a::<x86::Amx, TA>(&a)
-                .filter(|_| a.rows().is_multiple_of(32) && a.cols().is_multiple_of(32))
-            {
-                Some(d) => d,
-                None => {
-                    prepared = x86::prepare_a_bf16(&a, par, 32);
-                    driver::DirectA {
-                        data: &prepared.data[..],
-                        rs: prepared.rs,
-                        rows: prepared.rows,
-                        padded_k: true,
-                    }
-                }
-            };
-            let view = MatRef::new(direct.data, a.rows(), a.cols(), direct.rs, 1)
-                .expect("the buffer holds every row of A");
+            // A bf16 A is read where it lies only when nothing needs zero padding: rows and
+            // depth multiples of the 32 x 32 tile.
+            let direct = driver::direct_a::<x86::Amx, TA>(&a)
+                .filter(|_| a.rows().is_multiple_of(32) && a.cols().is_multiple_of(32));
             // SAFETY: `effective` returned Amx: the CPU has AVX-512 BF16 and AMX, and the OS
-            // granted tile data. `direct` is the same matrix as `view` (padded with zeros when
-            // copied).
-            unsafe {
-                driver::gemm_with_direct::<x86::Amx, _, _>(
-                    alpha,
-                    view,
-                    Some(direct),
-                    b,
-                    beta,
-                    c,
-                    epi,
-                    par,
-                )
-            }
+            // granted tile data; `direct` is `a` itself.
+            unsafe { gemm_a_in_place::<x86::Amx, TA>(direct, 32, alpha, a, b, beta, c, epi, par) }
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Bf16 => {
-            // An A the kernel cannot read in place (f32, or bf16 that is not row-major with an
-            // even row stride) is rounded once, vectorised, into a row-major bf16 copy, rows
-            // padded to the 12-row strip, and then read in place: packing it instead would
-            // round it element by element once per column block and, when the parts split
-            // the columns, once per part.
-            let rounded = TA::rounded(a);
-            if let Some(direct) = driver::direct_a::<x86::Avx512Bf16, _>(&rounded) {
-                // SAFETY: `effective` returned Avx512Bf16, so the CPU has avx512f and
-                // avx512bf16; `direct` is `rounded` itself.
-                return unsafe {
-                    driver::gemm_with_direct::<x86::Avx512Bf16, _, _>(
-                        alpha,
-                        rounded,
-                        Some(direct),
-                        b,
-                        beta,
-                        c,
-                        epi,
-                        par,
-                    )
-                };
-            }
-            if a.rows() == 0 || a.cols() == 0 {
-                // SAFETY: as above (nothing to read in an empty A).
-                return unsafe {
-                    driver::gemm::<x86::Avx512Bf16, _, _>(alpha, rounded, b, beta, c, epi, par)
-                };
-            }
-            let prepared = x86::prepare_a_bf16(&a, par, 12);
-            let direct = driver::DirectA {
-                data: &prepared.data[..],
-                rs: prepared.rs,
-                rows: prepared.rows,
-                padded_k: true,
-            };
-            let view = MatRef::new(direct.data, a.rows(), a.cols(), direct.rs, 1)
-                .expect("the buffer holds every row of A");
+            // Packing an A that is not bf16 in place would round it element by element once
+            // per column block and, when the parts split the columns, once per part.
+            let direct = driver::direct_a::<x86::Avx512Bf16, TA>(&a);
             // SAFETY: `effective` returned Avx512Bf16, so the CPU has avx512f and avx512bf16;
-            // `direct` is `view` (rows and depth padded with zeros).
+            // `direct` is `a` itself.
             unsafe {
-                driver::gemm_with_direct::<x86::Avx512Bf16, _, _>(
-                    alpha,
-                    view,
-                    Some(direct),
-                    b,
-                    beta,
-                    c,
-                    epi,
-                    par,
-                )
+                gemm_a_in_place::<x86::Avx512Bf16, TA>(direct, 12, alpha, a, b, beta, c, epi, par)
             }
         }
         other => dispatch_widened(other, alpha, TA::rounded(a), b, beta, c, epi, par),
     }
+}
+
+/// A bf16 GEMM on kernel `K` with A read in place: `direct` when A already has a layout the
+/// kernel reads, otherwise a row-major bf16 copy made once (f32 rounded, vectorised where the
+/// CPU allows), rows padded with zeros to a multiple of `row_multiple` and depth to 32.
+///
+/// # Safety
+/// The CPU must support the ISA of `K`; `direct`, when given, must be `a` itself.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_a_in_place<K: Micro<P = bf16>, TA: BfOperand>(
+    direct: Option<driver::DirectA<'_, bf16>>,
+    row_multiple: usize,
+    alpha: f32,
+    a: MatRef<'_, TA>,
+    b: MatRef<'_, bf16>,
+    beta: f32,
+    c: MatMut<'_, f32>,
+    epi: Epi<'_>,
+    par: Par,
+) {
+    let prepared;
+    let direct = match direct {
+        Some(d) => d,
+        None if a.rows() == 0 || a.cols() == 0 => {
+            // SAFETY: forwarded contract (an empty A is never read).
+            return unsafe { driver::gemm::<K, _, _>(alpha, TA::rounded(a), b, beta, c, epi, par) };
+        }
+        None => {
+            prepared = x86::prepare_a_bf16(&a, par, row_multiple);
+            driver::DirectA {
+                data: &prepared.data[..],
+                rs: prepared.rs,
+                rows: prepared.rows,
+                padded_k: true,
+            }
+        }
+    };
+    let view = MatRef::new(direct.data, a.rows(), a.cols(), direct.rs, 1)
+        .expect("the buffer holds every row of A");
+    // SAFETY: forwarded contract; `direct` is the same matrix as `view` (padded with zeros when
+    // copied).
+    unsafe { driver::gemm_with_direct::<K, _, _>(alpha, view, Some(direct), b, beta, c, epi, par) }
 }
 
 /// The A operand types of the bf16 GEMMs.
