@@ -71,6 +71,12 @@ fn gelu_parts_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
 #[inline(always)]
 fn gelu_v<S: Simd>(s: S, x: S::V) -> S::V {
     let (e, _) = gelu_parts_v(s, x);
+    gelu_from_parts_v(s, x, e)
+}
+
+/// `gelu(x)` from the first of [`gelu_parts_v`]'s results.
+#[inline(always)]
+fn gelu_from_parts_v<S: Simd>(s: S, x: S::V, e: S::V) -> S::V {
     let g = s.mul(s.mul(s.splat(0.5), x), e);
     s.select(s.lt(s.splat(14.0), s.abs(x)), s.max(x, s.splat(0.0)), g)
 }
@@ -79,6 +85,12 @@ fn gelu_v<S: Simd>(s: S, x: S::V) -> S::V {
 #[inline(always)]
 fn gelu_grad_v<S: Simd>(s: S, x: S::V) -> S::V {
     let (e, e1) = gelu_parts_v(s, x);
+    gelu_grad_from_parts_v(s, x, e, e1)
+}
+
+/// `gelu'(x)` from [`gelu_parts_v`]'s results.
+#[inline(always)]
+fn gelu_grad_from_parts_v<S: Simd>(s: S, x: S::V, e: S::V, e1: S::V) -> S::V {
     // exp(-x²/2) with the rounding error l of x² folded back in: exp(-(h + l)/2) ≈ e1 (1 - l/2).
     let h = s.mul(x, x);
     let l = s.fma(x, x, s.sub(s.splat(0.0), h));
@@ -147,6 +159,50 @@ fn gelu_backward_generic<S: Simd>(s: S, z: &[f32], grad: &mut [f32]) {
     for j in main..n {
         grad[j] *= gelu_grad_exact(z[j]);
     }
+}
+
+#[inline(always)]
+fn gelu_and_grad_generic<S: Simd>(s: S, x: &mut [f32], d: &mut [f32]) {
+    let n = x.len().min(d.len());
+    let lanes = S::LANES;
+    let main = if lanes == 1 { 0 } else { n - n % lanes };
+    let mut i = 0;
+    while i < main {
+        let v = s.load(&x[i..]);
+        let (e, e1) = gelu_parts_v(s, v);
+        s.store(&mut d[i..], gelu_grad_from_parts_v(s, v, e, e1));
+        s.store(&mut x[i..], gelu_from_parts_v(s, v, e));
+        i += lanes;
+    }
+    for j in main..n {
+        d[j] = gelu_grad_exact(x[j]);
+        x[j] = gelu_exact(x[j]);
+    }
+}
+
+dispatch!(
+    /// `x = gelu(x)`, `d = gelu'(x)` elementwise, on a chosen ISA path.
+    fn gelu_and_grad_dispatch(x: &mut [f32], d: &mut [f32]) -> () => gelu_and_grad_generic
+);
+
+/// GELU in place with its derivative saved for the backward pass: `d[i] = gelu'(x[i])`, then
+/// `x[i] = gelu(x[i])`. One evaluation of the shared parts (`erfc` and `exp(-x²/2)`) gives
+/// both, each equal, bit for bit, to what [`gelu`] and [`gelu_backward`] (with a gradient of
+/// 1) compute on the same ISA path. Errors when the lengths differ.
+pub fn gelu_and_grad(x: &mut [f32], d: &mut [f32]) -> Result<(), KernelError> {
+    gelu_and_grad_with(crate::detected_isa(), x, d)
+}
+
+/// [`gelu_and_grad`] on a chosen ISA path.
+pub fn gelu_and_grad_with(isa: Isa, x: &mut [f32], d: &mut [f32]) -> Result<(), KernelError> {
+    crate::error::check(
+        "gelu_and_grad",
+        "length of d (= length of x)",
+        x.len(),
+        d.len(),
+    )?;
+    gelu_and_grad_dispatch(isa, x, d);
+    Ok(())
 }
 
 dispatch!(

@@ -8,7 +8,9 @@
 mod common;
 
 use common::{assert_close, isas, rand_vec};
-use multiret_kernels::activation::{add_bias_rows_with, gelu_backward_with, gelu_with};
+use multiret_kernels::activation::{
+    add_bias_rows_with, gelu_and_grad_with, gelu_backward_with, gelu_with,
+};
 use multiret_kernels::cosine::{cosine_top_k, top_k};
 use multiret_kernels::norm::{l2_normalize_rows_with, layer_norm_rows_with};
 use multiret_kernels::quant::{dequantize_q4_0, dot_f32_q4_0, dot_q8_0, quantize_q8_0};
@@ -76,6 +78,33 @@ proptest! {
             let mut got = g.clone();
             gelu_backward_with(isa, &z, &mut got).unwrap();
             assert_close(&format!("gelu_backward {}", isa.name()), &got, &want, &scale, 1e-6, 1e-37);
+        }
+    }
+
+    #[test]
+    fn gelu_and_grad_matches_reference(n in cols(), seed in any::<u64>(), spread in 0.5f32..20.0) {
+        let z: Vec<f32> = rand_vec(n, seed).iter().map(|v| v * spread).collect();
+        let want_y: Vec<f64> = z.iter().map(|&z| reference::gelu(z as f64)).collect();
+        let want_d: Vec<f64> = z.iter().map(|&z| reference::gelu_grad(z as f64)).collect();
+        let scale_y: Vec<f64> = want_y.iter().map(|w| w.abs()).collect();
+        let scale_d: Vec<f64> = z.iter().map(|&z| {
+            let z = z as f64;
+            let phi = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            0.5 * libm::erfc(-z / 2f64.sqrt()) + (z * phi).abs()
+        }).collect();
+        for isa in isas() {
+            let (mut y, mut d) = (z.clone(), vec![f32::NAN; n]);
+            gelu_and_grad_with(isa, &mut y, &mut d).unwrap();
+            assert_close(&format!("gelu_and_grad y {}", isa.name()), &y, &want_y, &scale_y, 1e-6, 1e-37);
+            assert_close(&format!("gelu_and_grad d {}", isa.name()), &d, &want_d, &scale_d, 1e-6, 1e-37);
+            // The same values as the separate forward and backward on this path, bit for bit.
+            let mut y1 = z.clone();
+            gelu_with(isa, &mut y1);
+            let mut d1 = vec![1.0f32; n];
+            gelu_backward_with(isa, &z, &mut d1).unwrap();
+            prop_assert!(y.iter().zip(&y1).all(|(a, b)| a.to_bits() == b.to_bits()), "{} y differs from gelu", isa.name());
+            prop_assert!(d.iter().zip(&d1).all(|(a, b)| a.to_bits() == b.to_bits()), "{} d differs from gelu_backward", isa.name());
+            prop_assert!(gelu_and_grad_with(isa, &mut y, &mut d1[..n.saturating_sub(1)]).is_err() || n == 0);
         }
     }
 

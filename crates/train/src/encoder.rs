@@ -250,17 +250,6 @@ impl Ids {
     }
 }
 
-/// Row-major `[rows, cols]` to `[cols, rows]`.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
-
 fn read<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> Vec<f32> {
     p.val()
         .into_data()
@@ -290,7 +279,7 @@ impl<B: Backend> TrainableEncoder<B> {
         let emb_ln = norm(&mut ids, &weights.emb_ln);
         let dense = |ids: &mut Ids, l: &Linear| Dense {
             w: ids.param(tensor2(
-                &transpose(&l.w, l.out, l.inp),
+                &crate::fast::transpose(&l.w, l.out, l.inp, 0.0),
                 l.inp,
                 l.out,
                 device,
@@ -365,7 +354,7 @@ impl<B: Backend> TrainableEncoder<B> {
             Linear {
                 out,
                 inp,
-                w: transpose(&w, inp, out),
+                w: crate::fast::transpose(&w, inp, out, 0.0),
                 b: read(&d.b),
             }
         };

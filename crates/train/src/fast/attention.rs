@@ -88,8 +88,8 @@ fn starts(lens: &[usize]) -> Vec<usize> {
 /// row-major).
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], p: &Packed) -> (Vec<f32>, Vec<f32>) {
     let (h, d, scale) = (p.hidden(), p.head_dim, p.scale());
-    let mut ctx = vec![0.0f32; p.rows() * h];
-    let mut probs = vec![0.0f32; p.probs_len()];
+    let mut ctx = super::zeroed(p.rows() * h);
+    let mut probs = super::zeroed(p.probs_len());
     let st = starts(&p.lens);
     let ctx_parts = chunks_mut(&mut ctx, p.lens.iter().map(|n| n * h));
     let prob_parts = chunks_mut(&mut probs, p.lens.iter().map(|n| p.heads * n * n));
@@ -128,7 +128,11 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (h, d, scale) = (p.hidden(), p.head_dim, p.scale());
     let size = p.rows() * h;
-    let (mut dq, mut dk, mut dv) = (vec![0.0f32; size], vec![0.0f32; size], vec![0.0f32; size]);
+    let (mut dq, mut dk, mut dv) = (
+        super::zeroed(size),
+        super::zeroed(size),
+        super::zeroed(size),
+    );
     let st = starts(&p.lens);
     let parts: Vec<_> = chunks_mut(&mut dq, p.lens.iter().map(|n| n * h))
         .into_iter()

@@ -25,7 +25,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{activation, Bytes, DType, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
-use multiret_kernels::activation::{gelu, gelu_backward};
+use multiret_kernels::activation::{gelu, gelu_and_grad};
 use multiret_kernels::gemm::{gemm_bf16, gemm_f32, gemm_f32_bf16, Epilogue};
 use multiret_kernels::{bf16, MatMut, MatRef, Par};
 use std::sync::Arc;
@@ -57,7 +57,7 @@ fn matmul(
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (m, n) = (a.rows(), b.cols());
-    let mut c = vec![0.0f32; m * n];
+    let mut c = zeroed(m * n);
     let cm = MatMut::row_major(&mut c, m, n).expect("C shape");
     let epi = match bias {
         Some(b) => Epilogue::Bias(b),
@@ -74,6 +74,85 @@ fn matmul(
     c
 }
 
+/// Elements per parallel task of the element-wise passes here.
+const CHUNK: usize = 1 << 14;
+
+/// `n` zeros, written in parallel chunks: the buffers of a step are large, and the allocator
+/// reuses freed ones ([`keep_freed_memory`](crate::memory::keep_freed_memory)), so zeroing
+/// them is a `memset` that would otherwise run on one thread while the other waits.
+pub(crate) fn zeroed(n: usize) -> Vec<f32> {
+    filled(n, 0.0)
+}
+
+/// `n` copies of `value`, written in parallel chunks (see [`zeroed`]).
+fn filled<T: Copy + Send + Sync>(n: usize, value: T) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    v.spare_capacity_mut()
+        .par_chunks_mut(CHUNK)
+        .for_each(|c| c.fill(std::mem::MaybeUninit::new(value)));
+    // SAFETY: the loop above initialised all `n` elements of the capacity.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `a ⊙ b` elementwise, in parallel chunks.
+fn mul_elementwise(a: &[f32], b: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    debug_assert_eq!(a.len(), b.len());
+    let mut out = zeroed(a.len());
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (x, y))| {
+            for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
+                *o = x * y;
+            }
+        });
+    out
+}
+
+/// The column sums of the row-major `[_, cols]` matrix `m`: partial sums over blocks of rows
+/// in parallel, added in block order (deterministic for a given shape).
+fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let cols = cols.max(1);
+    let rows_per = (CHUNK / cols).max(1);
+    let parts: Vec<Vec<f32>> = m
+        .par_chunks(rows_per * cols)
+        .map(|blk| {
+            let mut s = vec![0.0f32; cols];
+            for row in blk.chunks_exact(cols) {
+                for (d, g) in s.iter_mut().zip(row) {
+                    *d += g;
+                }
+            }
+            s
+        })
+        .collect();
+    let mut sum = vec![0.0f32; cols];
+    for p in &parts {
+        for (d, g) in sum.iter_mut().zip(p) {
+            *d += g;
+        }
+    }
+    sum
+}
+
+/// `gelu(z)` in place, in parallel chunks; with `grad`, also returns `gelu'(z)` (one
+/// evaluation for both: [`gelu_and_grad`]).
+fn gelu_par(z: &mut [f32], grad: bool) -> Option<Vec<f32>> {
+    use rayon::prelude::*;
+    if !grad {
+        z.par_chunks_mut(CHUNK).for_each(gelu);
+        return None;
+    }
+    let mut d = zeroed(z.len());
+    z.par_chunks_mut(CHUNK)
+        .zip(d.par_chunks_mut(CHUNK))
+        .for_each(|(x, d)| gelu_and_grad(x, d).expect("chunks of one length"));
+    Some(d)
+}
+
 /// `v` rounded to bf16 (round to nearest even), in parallel chunks.
 fn to_bf16(v: &[f32]) -> Vec<bf16> {
     use half::slice::HalfFloatSliceExt;
@@ -86,13 +165,23 @@ fn to_bf16(v: &[f32]) -> Vec<bf16> {
 }
 
 /// The row-major `[rows, cols]` matrix `v` transposed to `[cols, rows]` and rounded to bf16
-/// (round to nearest even): rounded in one pass, then moved in 64 x 64 blocks, output rows in
-/// parallel.
+/// (round to nearest even): rounded in one pass, then transposed ([`transpose`]).
 fn transpose_to_bf16(v: &[f32], rows: usize, cols: usize) -> Vec<bf16> {
+    transpose(&to_bf16(v), rows, cols, bf16::ZERO)
+}
+
+/// The row-major `[rows, cols]` matrix `v` transposed to `[cols, rows]`: moved in 64 x 64
+/// blocks, output rows in parallel (`zero` fills the buffer before the moves).
+pub(crate) fn transpose<T: Copy + Send + Sync>(
+    v: &[T],
+    rows: usize,
+    cols: usize,
+    zero: T,
+) -> Vec<T> {
     use rayon::prelude::*;
     const BLOCK: usize = 64;
-    let rounded = to_bf16(v);
-    let mut out = vec![bf16::ZERO; rows * cols];
+    debug_assert_eq!(v.len(), rows * cols);
+    let mut out = filled(rows * cols, zero);
     if rows == 0 {
         return out;
     }
@@ -106,7 +195,7 @@ fn transpose_to_bf16(v: &[f32], rows: usize, cols: usize) -> Vec<bf16> {
                 for c in 0..nc {
                     let dst = &mut chunk[c * rows + r0..c * rows + r1];
                     for (d, r) in dst.iter_mut().zip(r0..r1) {
-                        *d = rounded[r * cols + c0 + c];
+                        *d = v[r * cols + c0 + c];
                     }
                 }
             }
@@ -187,7 +276,7 @@ pub(crate) fn dense<B: Backend>(
         if t == TypeId::of::<Flex>() {
             let (x, w, b): (Tensor<Flex, 2>, Tensor<Flex, 2>, Tensor<Flex, 1>) =
                 (cast(x), cast(w), cast(b));
-            let y = flex_forward(&prim(x), &prim(w), &prim(b), gelu, prec).0;
+            let y = flex_forward(&prim(x), &prim(w), &prim(b), gelu, false, prec).0;
             return cast(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(y)));
         }
     }
@@ -234,15 +323,20 @@ fn tensor_of(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     )
 }
 
-/// The forward pass: `(act(z), z, w in bf16)` with `z = x w + b`; `z` is only kept when `gelu`,
-/// the bf16 weights only in [`Matmul::Bf16`].
+/// What [`flex_forward`] returns: `(act(z), gelu'(z), w in bf16)`.
+type DenseForward = (FlexTensor, Option<Vec<f32>>, Option<Arc<Vec<bf16>>>);
+
+/// The forward pass: `(act(z), gelu'(z), w in bf16)` with `z = x w + b`. The derivative is
+/// only computed when `gelu` and `keep_grad` (for the backward pass), the bf16 weights only in
+/// [`Matmul::Bf16`].
 fn flex_forward(
     x: &FlexTensor,
     w: &FlexTensor,
     b: &FlexTensor,
     gelu_act: bool,
+    keep_grad: bool,
     prec: Matmul,
-) -> (FlexTensor, Option<FlexTensor>, Option<Arc<Vec<bf16>>>) {
+) -> DenseForward {
     let (t, inp) = dims2(x);
     let (inp2, out) = dims2(w);
     // The encoder's weights were checked against its configuration when it was built
@@ -263,13 +357,13 @@ fn flex_forward(
         .as_deref()
         .map(|w| MatRef::row_major(w, inp, out).expect("w shape"));
     let xm = MatRef::row_major(&xv, t, inp).expect("x shape");
-    let z = matmul(prec, xm, wm, w16m, Some(&bv));
-    if !gelu_act {
-        return (tensor_of(z, &[t, out]), None, w16);
-    }
-    let mut y = z.clone();
-    gelu(&mut y);
-    (tensor_of(y, &[t, out]), Some(tensor_of(z, &[t, out])), w16)
+    let mut z = matmul(prec, xm, wm, w16m, Some(&bv));
+    let dgelu = if gelu_act {
+        gelu_par(&mut z, keep_grad)
+    } else {
+        None
+    };
+    (tensor_of(z, &[t, out]), dgelu, w16)
 }
 
 #[derive(Debug)]
@@ -282,8 +376,8 @@ struct DenseState {
     /// `w` in bf16 (mixed precision only).
     w16: Option<Arc<Vec<bf16>>>,
     prec: Matmul,
-    /// The pre-activation, when the activation is GELU.
-    z: Option<FlexTensor>,
+    /// `gelu'(z)` of the pre-activation `z`, when the activation is GELU.
+    dgelu: Option<Arc<Vec<f32>>>,
 }
 
 impl Backward<Flex, 3> for DenseBackward {
@@ -295,14 +389,20 @@ impl Backward<Flex, 3> for DenseBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let DenseState { x, w, w16, prec, z } = ops.state;
+        let DenseState {
+            x,
+            w,
+            w16,
+            prec,
+            dgelu,
+        } = ops.state;
         let dy = grads.consume::<Flex>(&ops.node);
         let (t, inp) = dims2(&x);
         let (_, out) = dims2(&w);
-        let mut dz = values(&dy).into_owned();
-        if let Some(z) = &z {
-            gelu_backward(&values(z), &mut dz).expect("z and dy have one shape");
-        }
+        let dz = match &dgelu {
+            Some(d) => mul_elementwise(&values(&dy), d),
+            None => values(&dy).into_owned(),
+        };
         let [px, pw, pb] = ops.parents;
         if let Some(node) = px {
             let wv = values(&w);
@@ -351,13 +451,7 @@ impl Backward<Flex, 3> for DenseBackward {
             grads.register::<Flex>(node.id, tensor_of(dw, &[inp, out]));
         }
         if let Some(node) = pb {
-            let mut db = vec![0.0f32; out];
-            for row in dz.chunks_exact(out.max(1)) {
-                for (d, g) in db.iter_mut().zip(row) {
-                    *d += g;
-                }
-            }
-            grads.register::<Flex>(node.id, tensor_of(db, &[out]));
+            grads.register::<Flex>(node.id, tensor_of(column_sums(&dz, out), &[out]));
         }
     }
 }
@@ -380,19 +474,32 @@ fn dense_autodiff(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (y, z, w16) =
-                flex_forward(&x.primitive, &w.primitive, &b.primitive, gelu_act, prec);
+            let (y, dgelu, w16) = flex_forward(
+                &x.primitive,
+                &w.primitive,
+                &b.primitive,
+                gelu_act,
+                true,
+                prec,
+            );
             let state = DenseState {
                 x: x.primitive,
                 w: w.primitive,
                 w16,
                 prec,
-                z,
+                dgelu: dgelu.map(Arc::new),
             };
             prep.finish(state, y)
         }
         OpsKind::UnTracked(prep) => {
-            let (y, _, _) = flex_forward(&x.primitive, &w.primitive, &b.primitive, gelu_act, prec);
+            let (y, _, _) = flex_forward(
+                &x.primitive,
+                &w.primitive,
+                &b.primitive,
+                gelu_act,
+                false,
+                prec,
+            );
             prep.finish(y)
         }
     };
@@ -459,9 +566,90 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fast::testing::{close, host, leaf};
+    use multiret_kernels::reference;
     use proptest::prelude::*;
 
+    /// The f64 reference of the dense layer: `(act(z), z)` with `z = x w + b`.
+    fn dense_reference(
+        x: &[f64],
+        w: &[f64],
+        b: &[f64],
+        (t, inp, out): (usize, usize, usize),
+        gelu: bool,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut z = vec![0.0; t * out];
+        for r in 0..t {
+            for j in 0..out {
+                z[r * out + j] = b[j]
+                    + (0..inp)
+                        .map(|i| x[r * inp + i] * w[i * out + j])
+                        .sum::<f64>();
+            }
+        }
+        let y = z
+            .iter()
+            .map(|&v| if gelu { reference::gelu(v) } else { v })
+            .collect();
+        (y, z)
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// The dense autodiff op (f32 products) and its gradients for `L = Σ G ⊙ y` against
+        /// the f64 reference: `dZ = G ⊙ act'(z)`, `dX = dZ Wᵀ`, `dW = Xᵀ dZ`, `db = Σ_rows dZ`.
+        /// The GELU derivative itself is checked against finite differences in
+        /// multiret-kernels. The large row counts span several parallel chunks of the
+        /// element-wise passes and of the bias gradient's partial sums.
+        #[test]
+        fn dense_matches_the_f64_reference_forward_and_backward(
+            t in prop_oneof![1usize..5, 1400usize..1700],
+            inp in 1usize..6,
+            out in prop_oneof![Just(12usize), 1usize..13],
+            gelu_act in any::<bool>(),
+            seed in prop::collection::vec(-2.0f64..2.0, 61),
+        ) {
+            let gen = |off: usize, len: usize| -> Vec<f64> {
+                (0..len).map(|i| seed[(off + i * 7) % seed.len()] + (i % 5) as f64 * 0.1).collect()
+            };
+            let (xv, wv, bv, gv) = (gen(0, t * inp), gen(5, inp * out), gen(17, out), gen(23, t * out));
+            let (x, w, b) = (leaf(&xv, [t, inp]), leaf(&wv, [inp, out]), leaf(&bv, [out]));
+            let y = dense_autodiff(x.clone(), w.clone(), b.clone(), gelu_act, Matmul::F32);
+            let (want_y, z) = dense_reference(&xv, &wv, &bv, (t, inp, out), gelu_act);
+            close("forward", &host(y.clone().inner()), &want_y, 1e-5).map_err(TestCaseError::fail)?;
+            let g = Tensor::<FlexAd, 2>::from_data(
+                TensorData::new(gv.iter().map(|&v| v as f32).collect::<Vec<_>>(), [t, out]),
+                &Default::default(),
+            );
+            let grads = (y * g).sum().backward();
+            let dz: Vec<f64> = z
+                .iter()
+                .zip(&gv)
+                .map(|(&z, &g)| if gelu_act { g * reference::gelu_grad(z) } else { g })
+                .collect();
+            let mut dx = vec![0.0; t * inp];
+            let mut dw = vec![0.0; inp * out];
+            let mut db = vec![0.0; out];
+            for r in 0..t {
+                for j in 0..out {
+                    let d = dz[r * out + j];
+                    db[j] += d;
+                    for i in 0..inp {
+                        dx[r * inp + i] += d * wv[i * out + j];
+                        dw[i * out + j] += xv[r * inp + i] * d;
+                    }
+                }
+            }
+            for (name, got, want) in [
+                ("dx", host(x.grad(&grads).unwrap()), dx),
+                ("dw", host(w.grad(&grads).unwrap()), dw),
+                ("db", host(b.grad(&grads).unwrap()), db),
+            ] {
+                close(name, &got, &want, 1e-5).map_err(TestCaseError::fail)?;
+            }
+        }
+
         /// The blocked transpose against the plain one, across block edges.
         #[test]
         fn transpose_to_bf16_is_the_rounded_transpose(

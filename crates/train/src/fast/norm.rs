@@ -15,7 +15,7 @@ use burn::tensor::TensorPrimitive;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{dims2, tensor_of, values, FlexAd};
+use super::{dims2, tensor_of, values, zeroed, FlexAd};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 64;
@@ -30,8 +30,8 @@ pub fn forward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = w.len();
     let rows = a.len() / h.max(1);
-    let mut y = vec![0.0f32; rows * h];
-    let mut xhat = vec![0.0f32; rows * h];
+    let mut y = zeroed(rows * h);
+    let mut xhat = zeroed(rows * h);
     let mut rstd = vec![0.0f32; rows];
     let task = ROWS_PER_TASK * h;
     y.par_chunks_mut(task)
@@ -80,7 +80,7 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = w.len();
     let rows = rstd.len();
-    let mut dx = vec![0.0f32; rows * h];
+    let mut dx = zeroed(rows * h);
     let task = ROWS_PER_TASK * h;
     let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(task)
