@@ -2,8 +2,9 @@
 
 Started by train-report (`--torch PYTHON`), never by the test suite. It reads a JSON job file
 (the HF directory, the batches' token ids and masks, the pad id, the loss and optimiser
-settings, the thread count), loads the model once with transformers' AutoModel, makes one
-untimed warm-up step per precision, then serves requests on stdin, one per line:
+settings, the thread count, the precisions it will ask for), loads the model once with
+transformers' AutoModel, makes one untimed warm-up step per such precision, then serves
+requests on stdin, one per line:
 
     f32 | bf16        one training step on every batch, in order; answer one JSON line
     quit
@@ -22,7 +23,7 @@ which is how PyTorch users train in bf16 on a CPU; parameters, gradients and the
 stay f32.
 
 The answer: `{"seconds": S, "cpu_seconds": C, "losses": [...]}` (the loss of each step). The
-first batch's losses on the starting weights (f32 and bf16, before any step) come with the
+first batch's losses on the starting weights (per precision, before any step) come with the
 ready line, so that train-report can check them against its own.
 
 Threads: `torch.set_num_threads(threads)` and one inter-op thread, set before any work.
@@ -133,12 +134,15 @@ def main():
         r = resource.getrusage(resource.RUSAGE_SELF)
         return r.ru_utime + r.ru_stime
 
-    # The first batch's loss on the starting weights, then one untimed step per precision.
+    # The first batch's loss on the starting weights, then one untimed step per precision
+    # that the report will ask for (`precisions`, default both: a bf16 step without native
+    # bf16 products, on an AVX2-only CPU, takes minutes).
+    precisions = [p for p in job.get("precisions", ["f32", "bf16"]) if p in ("f32", "bf16")]
     warm = {}
     if batches:
         with torch.no_grad():
-            warm = {p: float(loss_of(batches[0], p)) for p in ("f32", "bf16")}
-        for p in ("f32", "bf16"):
+            warm = {p: float(loss_of(batches[0], p)) for p in precisions}
+        for p in precisions:
             step(batches[0], p)
     print(json.dumps({"ready": True, "torch": torch.__version__,
                       "threads": torch.get_num_threads(), "warmup_losses": warm}), flush=True)

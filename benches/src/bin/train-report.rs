@@ -187,6 +187,11 @@ fn run(a: &Args) -> Result<bool, String> {
                 .save_hf_dir(&tmp.0, &Default::default())
                 .map_err(|e| format!("writing the HF directory: {e}"))?;
             let cfg = config(a, false);
+            // Only the precisions that will be timed get the peer's warm-up step.
+            let precisions: Vec<&str> = ["f32", "bf16"]
+                .into_iter()
+                .filter(|p| wants(&format!("torch-{p}")))
+                .collect();
             let job = json!({
                 "model_dir": tmp.0,
                 "batches": replay_batches.iter().map(|b| json!({
@@ -196,6 +201,7 @@ fn run(a: &Args) -> Result<bool, String> {
                     "excluded": b.mask.excluded,
                 })).collect::<Vec<_>>(),
                 "pad_id": model.config.pad_id,
+                "precisions": precisions,
                 "threads": a.threads,
                 "lr": cfg.lr,
                 "temperature": cfg.temperature,
