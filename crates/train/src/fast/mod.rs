@@ -25,7 +25,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{activation, Bytes, DType, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
-use multiret_kernels::activation::{gelu, gelu_and_grad};
+use multiret_kernels::activation::gelu_and_grad;
 use multiret_kernels::gemm::{gemm_bf16, gemm_f32, gemm_f32_bf16, Epilogue};
 use multiret_kernels::{bf16, MatMut, MatRef, Par};
 use std::sync::Arc;
@@ -47,22 +47,18 @@ pub(crate) enum Matmul {
     Bf16,
 }
 
-/// `C = A B` (`C` fresh, `m x n`) in the chosen precision: `b` in f32, or `b16` (the same
+/// `C = epi(A B)` (`C` fresh, `m x n`) in the chosen precision: `b` in f32, or `b16` (the same
 /// matrix rounded to bf16, which [`Matmul::Bf16`] requires).
 fn matmul(
     prec: Matmul,
     a: MatRef<'_, f32>,
     b: MatRef<'_, f32>,
     b16: Option<MatRef<'_, bf16>>,
-    bias: Option<&[f32]>,
+    epi: Epilogue<'_>,
 ) -> Vec<f32> {
     let (m, n) = (a.rows(), b.cols());
     let mut c = zeroed(m * n);
     let cm = MatMut::row_major(&mut c, m, n).expect("C shape");
-    let epi = match bias {
-        Some(b) => Epilogue::Bias(b),
-        None => Epilogue::None,
-    };
     match prec {
         Matmul::F32 => gemm_f32(1.0, a, b, 0.0, cm, epi, Par::all()),
         Matmul::Bf16 => {
@@ -100,15 +96,11 @@ fn filled<T: Copy + Send + Sync>(n: usize, value: T) -> Vec<T> {
 fn mul_elementwise(a: &[f32], b: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
     debug_assert_eq!(a.len(), b.len());
-    let mut out = zeroed(a.len());
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(o, (x, y))| {
-            for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
-                *o = x * y;
-            }
-        });
-    out
+    a.par_iter()
+        .zip(b)
+        .with_min_len(CHUNK)
+        .map(|(x, y)| x * y)
+        .collect()
 }
 
 /// The column sums of the row-major `[_, cols]` matrix `m`: partial sums over blocks of rows
@@ -138,26 +130,22 @@ fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
     sum
 }
 
-/// `gelu(z)` in place, in parallel chunks; with `grad`, also returns `gelu'(z)` (one
-/// evaluation for both: [`gelu_and_grad`]).
-fn gelu_par(z: &mut [f32], grad: bool) -> Option<Vec<f32>> {
+/// `gelu(z)` in place and `gelu'(z)` returned, in parallel chunks (one evaluation for both:
+/// [`gelu_and_grad`]).
+fn gelu_and_grad_par(z: &mut [f32]) -> Vec<f32> {
     use rayon::prelude::*;
-    if !grad {
-        z.par_chunks_mut(CHUNK).for_each(gelu);
-        return None;
-    }
     let mut d = zeroed(z.len());
     z.par_chunks_mut(CHUNK)
         .zip(d.par_chunks_mut(CHUNK))
         .for_each(|(x, d)| gelu_and_grad(x, d).expect("chunks of one length"));
-    Some(d)
+    d
 }
 
 /// `v` rounded to bf16 (round to nearest even), in parallel chunks.
 fn to_bf16(v: &[f32]) -> Vec<bf16> {
     use half::slice::HalfFloatSliceExt;
     use rayon::prelude::*;
-    let mut out = vec![bf16::ZERO; v.len()];
+    let mut out = filled(v.len(), bf16::ZERO);
     out.par_chunks_mut(1 << 16)
         .zip(v.par_chunks(1 << 16))
         .for_each(|(o, s)| o.convert_from_f32_slice(s));
@@ -357,12 +345,14 @@ fn flex_forward(
         .as_deref()
         .map(|w| MatRef::row_major(w, inp, out).expect("w shape"));
     let xm = MatRef::row_major(&xv, t, inp).expect("x shape");
-    let mut z = matmul(prec, xm, wm, w16m, Some(&bv));
-    let dgelu = if gelu_act {
-        gelu_par(&mut z, keep_grad)
+    // Without a backward pass, GELU runs in the GEMM's epilogue, on tiles still in cache.
+    let epi = if gelu_act && !keep_grad {
+        Epilogue::BiasGelu(&bv)
     } else {
-        None
+        Epilogue::Bias(&bv)
     };
+    let mut z = matmul(prec, xm, wm, w16m, epi);
+    let dgelu = (gelu_act && keep_grad).then(|| gelu_and_grad_par(&mut z));
     (tensor_of(z, &[t, out]), dgelu, w16)
 }
 
@@ -414,7 +404,7 @@ impl Backward<Flex, 3> for DenseBackward {
                 MatRef::row_major(&dz, t, out).expect("dz shape"),
                 MatRef::row_major(&wv, inp, out).expect("w shape").t(),
                 w16m,
-                None,
+                Epilogue::None,
             );
             grads.register::<Flex>(node.id, tensor_of(dx, &[t, inp]));
         }
@@ -426,7 +416,7 @@ impl Backward<Flex, 3> for DenseBackward {
                     MatRef::row_major(&xv, t, inp).expect("x shape").t(),
                     MatRef::row_major(&dz, t, out).expect("dz shape"),
                     None,
-                    None,
+                    Epilogue::None,
                 ),
                 // Xᵀ as a row-major bf16 copy: the GEMM packs a transposed view element by
                 // element, one cache line per element, which cost more than the products.
