@@ -3,7 +3,10 @@
 
 use std::time::Instant;
 
+pub mod args;
 pub mod xquad;
+
+pub use args::PeerArgs;
 
 /// Times several implementations of one task *interleaved*: after one warm-up call each, rounds
 /// call every implementation once (the order rotating from round to round) until each has run

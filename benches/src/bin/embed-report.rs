@@ -46,8 +46,8 @@ use std::process::ExitCode;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as CandleConfig, HiddenAct};
-use multiret_benches::xquad::{default_data_dir, xquad_r_sentences};
-use multiret_benches::{round, timed, TempDir, Timing};
+use multiret_benches::xquad::xquad_r_sentences;
+use multiret_benches::{round, timed, PeerArgs, TempDir, Timing};
 use multiret_model::{Arch, EmbedOptions, Embedder, Kind, Model, Precision};
 use serde_json::json;
 
@@ -68,62 +68,26 @@ const MIN_COSINE: f64 = 0.999;
 const MIN_COSINE_BF16: f64 = 0.99;
 
 struct Args {
+    common: PeerArgs,
     sentences: usize,
-    batch_size: usize,
-    threads: usize,
-    rounds: usize,
-    only: Vec<String>,
-    model: String,
-    data: PathBuf,
-    torch: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        sentences: 2000,
-        batch_size: 32,
-        threads: 2,
-        rounds: 1,
-        only: IMPLS.iter().map(|s| s.to_string()).collect(),
-        model: "e5-small".into(),
-        data: default_data_dir(),
-        torch: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| {
-            v.parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{flag}: expected a positive integer, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--sentences" => a.sentences = num(value()?)?,
-            "--batch-size" => a.batch_size = num(value()?)?,
-            "--threads" => a.threads = num(value()?)?,
-            "--rounds" => a.rounds = num(value()?)?,
-            "--model" => a.model = value()?,
-            "--data" => a.data = PathBuf::from(value()?),
-            "--torch" => a.torch = Some(PathBuf::from(value()?)),
-            "--only" => {
-                a.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = a.only.iter().find(|s| !IMPLS.contains(&s.as_str())) {
-                    return Err(format!("--only: unknown impl {bad:?} (one of {IMPLS:?})"));
-                }
+    let mut sentences = 2000;
+    let common = PeerArgs::new(&IMPLS, 1).parse(
+        &IMPLS,
+        "embed-report",
+        "[--sentences N]",
+        std::env::args().skip(1),
+        |flag, v| {
+            match flag {
+                "--sentences" => sentences = v.positive()?,
+                _ => return Ok(false),
             }
-            "-h" | "--help" => {
-                eprintln!(
-                    "embed-report [--sentences N] [--batch-size N] [--threads N] \
-                     [--rounds N] [--only IMPL,...] [--model SPEC] [--data DIR] \
-                     [--torch PYTHON]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(a)
+            Ok(true)
+        },
+    )?;
+    Ok(Args { common, sentences })
 }
 
 /// Length-sorted batches of indices, as multiret's `embed_ids` forms them.
@@ -197,8 +161,8 @@ fn report(imp: &str, a: &Args, n: usize, tokens: usize, secs: f64) -> serde_json
         "tokens": tokens,
         "seconds": round(secs, 3),
         "tokens_per_s": round(tokens as f64 / secs, 1),
-        "threads": a.threads,
-        "batch_size": a.batch_size,
+        "threads": a.common.threads,
+        "batch_size": a.common.batch_size,
     })
 }
 
@@ -300,18 +264,18 @@ fn load_candle(model: &Model, tmp: &Path) -> Result<BertModel, String> {
 }
 
 fn run(a: &Args) -> Result<bool, String> {
-    let wants = |imp: &str| a.only.iter().any(|s| s == imp);
+    let wants = |imp: &str| a.common.wants(imp);
     eprintln!("isa: {}", multiret_kernels::detected_isa().name());
-    let texts = xquad_r_sentences(&a.data, a.sentences)?;
+    let texts = xquad_r_sentences(&a.common.data, a.sentences)?;
     if texts.len() < a.sentences {
         eprintln!(
             "warning: only {} sentences in {}",
             texts.len(),
-            a.data.display()
+            a.common.data.display()
         );
     }
-    let model = Model::load(&a.model, &multiret_model::default_cache_dir())
-        .map_err(|e| format!("loading {}: {e}", a.model))?;
+    let model = Model::load(&a.common.model, &multiret_model::default_cache_dir())
+        .map_err(|e| format!("loading {}: {e}", a.common.model))?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let ids = model
         .tokenize(&refs, Kind::Passage)
@@ -319,7 +283,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let n = ids.len();
     let tokens: usize = ids.iter().map(Vec::len).sum();
     let dim = model.config.hidden;
-    let batches = batches(&ids, a.batch_size);
+    let batches = batches(&ids, a.common.batch_size);
     let longest: Vec<Vec<u32>> = batches
         .last()
         .map(|b| b.iter().map(|&i| ids[i].clone()).collect())
@@ -331,17 +295,17 @@ fn run(a: &Args) -> Result<bool, String> {
         tokens as f64 / n.max(1) as f64,
         longest.iter().map(Vec::len).max().unwrap_or(0),
         batches.len(),
-        a.batch_size,
+        a.common.batch_size,
         model.config.pad_id
     );
 
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads)
+        .num_threads(a.common.threads)
         .build()
         .map_err(|e| format!("rayon pool: {e}"))?;
     let opts = EmbedOptions {
-        batch_size: a.batch_size,
-        threads: a.threads,
+        batch_size: a.common.batch_size,
+        threads: a.common.threads,
     };
     let pad = model.config.pad_id;
 
@@ -357,7 +321,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let tmp =
         TempDir(std::env::temp_dir().join(format!("multiret-embed-report-{}", std::process::id())));
     let wants_torch = wants("torch-f32") || wants("torch-bf16");
-    let torch_python = a.torch.as_ref().filter(|_| wants_torch);
+    let torch_python = a.common.torch.as_ref().filter(|_| wants_torch);
     if wants("candle-f32") || torch_python.is_some() {
         std::fs::create_dir_all(&tmp.0).map_err(|e| format!("{}: {e}", tmp.0.display()))?;
         model
@@ -371,7 +335,13 @@ fn run(a: &Args) -> Result<bool, String> {
     };
     let mut torch = match torch_python {
         Some(py) => Some(TorchPeer::start(
-            py, &tmp.0, &tmp.0, &ids, &batches, pad, a.threads,
+            py,
+            &tmp.0,
+            &tmp.0,
+            &ids,
+            &batches,
+            pad,
+            a.common.threads,
         )?),
         None => {
             if wants_torch {
@@ -414,7 +384,7 @@ fn run(a: &Args) -> Result<bool, String> {
     // Rounds interleave the engines, so that load from other processes hits them alike.
     let mut secs: Vec<(&str, Vec<Timing>)> = Vec::new();
     let mut outs: Vec<(&str, Vec<f32>)> = Vec::new();
-    for r in 0..a.rounds {
+    for r in 0..a.common.rounds {
         for imp in IMPLS {
             let res = match imp {
                 "multiret-f32" => f32_emb.as_ref().map(|e| run_ours(e, imp, &ids)),
@@ -468,8 +438,8 @@ fn run(a: &Args) -> Result<bool, String> {
         if let Some(w) = best_wait {
             line["cpu_wait_seconds"] = json!(round(w, 2));
         }
-        if a.rounds > 1 {
-            line["rounds"] = json!(a.rounds);
+        if a.common.rounds > 1 {
+            line["rounds"] = json!(a.common.rounds);
             line["seconds_all"] =
                 json!(times.iter().map(|&(t, ..)| round(t, 3)).collect::<Vec<_>>());
         }
@@ -526,8 +496,8 @@ fn run(a: &Args) -> Result<bool, String> {
                     "f32": f32_vs_torch.map(|r| r >= TARGET_F32),
                     "bf16": bf16_vs_torch.map(|r| r >= TARGET_BF16),
                 },
-                "threads": a.threads,
-                "batch_size": a.batch_size,
+                "threads": a.common.threads,
+                "batch_size": a.common.batch_size,
             })
         );
     }
@@ -544,7 +514,7 @@ fn main() -> ExitCode {
     };
     // candle sizes its CPU pool and its GEMM parallelism from these, once, on first use;
     // nothing has started a thread pool yet.
-    let t = args.threads.to_string();
+    let t = args.common.threads.to_string();
     std::env::set_var("RAYON_NUM_THREADS", &t);
     std::env::set_var("CANDLE_NUM_THREADS", &t);
     match run(&args) {

@@ -28,11 +28,10 @@
 //! `torch-bf16`), `--model SPEC` (default `e5-small`), `--data DIR` (default
 //! `$MULTIRET_DATA`, else the repository's `data/`), `--max-len N` (default 128).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use multiret_benches::xquad::default_data_dir;
-use multiret_benches::{round, timed, Peer, TempDir, Timing};
+use multiret_benches::{round, timed, Peer, PeerArgs, TempDir, Timing};
 use multiret_model::Model;
 use multiret_train::{Replay, TrainConfig};
 use serde_json::json;
@@ -46,79 +45,46 @@ const LOSS_TOL_F32: f64 = 1e-3;
 const LOSS_TOL_BF16: f64 = 3e-2;
 
 struct Args {
-    batch_size: usize,
+    common: PeerArgs,
     steps: usize,
-    rounds: usize,
-    threads: usize,
     unfrozen: bool,
     max_len: usize,
-    only: Vec<String>,
-    model: String,
-    data: PathBuf,
-    torch: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        batch_size: 32,
-        steps: 4,
-        rounds: 3,
-        threads: 2,
-        unfrozen: false,
-        max_len: 128,
-        only: IMPLS.iter().map(|s| s.to_string()).collect(),
-        model: "e5-small".into(),
-        data: default_data_dir(),
-        torch: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| {
-            v.parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{flag}: expected a positive integer, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--batch-size" => a.batch_size = num(value()?)?,
-            "--steps" => a.steps = num(value()?)?,
-            "--rounds" => a.rounds = num(value()?)?,
-            "--threads" => a.threads = num(value()?)?,
-            "--max-len" => a.max_len = num(value()?)?,
-            "--unfrozen" => a.unfrozen = true,
-            "--model" => a.model = value()?,
-            "--data" => a.data = PathBuf::from(value()?),
-            "--torch" => a.torch = Some(PathBuf::from(value()?)),
-            "--only" => {
-                a.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = a.only.iter().find(|s| !IMPLS.contains(&s.as_str())) {
-                    return Err(format!("--only: unknown impl {bad:?} (one of {IMPLS:?})"));
-                }
+    let (mut steps, mut unfrozen, mut max_len) = (4, false, 128);
+    let common = PeerArgs::new(&IMPLS, 3).parse(
+        &IMPLS,
+        "train-report",
+        "[--steps N] [--max-len N] [--unfrozen]",
+        std::env::args().skip(1),
+        |flag, v| {
+            match flag {
+                "--steps" => steps = v.positive()?,
+                "--max-len" => max_len = v.positive()?,
+                "--unfrozen" => unfrozen = true,
+                _ => return Ok(false),
             }
-            "-h" | "--help" => {
-                eprintln!(
-                    "train-report [--batch-size N] [--steps N] [--rounds N] [--threads N] \
-                     [--max-len N] [--unfrozen] [--only IMPL,...] [--model SPEC] [--data DIR] \
-                     [--torch PYTHON]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(a)
+            Ok(true)
+        },
+    )?;
+    Ok(Args {
+        common,
+        steps,
+        unfrozen,
+        max_len,
+    })
 }
 
 fn config(a: &Args, bf16: bool) -> TrainConfig {
-    let mut cfg = TrainConfig::new(&a.model, "mlqa-r", std::env::temp_dir());
-    cfg.data_dir = a.data.clone();
+    let mut cfg = TrainConfig::new(&a.common.model, "mlqa-r", std::env::temp_dir());
+    cfg.data_dir = a.common.data.clone();
     cfg.cache_dir = multiret_model::default_cache_dir();
-    cfg.batch_size = a.batch_size;
+    cfg.batch_size = a.common.batch_size;
     cfg.max_len = Some(a.max_len);
     cfg.freeze_embeddings = !a.unfrozen;
     cfg.bf16_matmul = bf16;
-    cfg.steps = (a.steps * (a.rounds + 1)) as u64;
+    cfg.steps = (a.steps * (a.common.rounds + 1)) as u64;
     cfg
 }
 
@@ -143,7 +109,7 @@ impl Ours {
 }
 
 fn run(a: &Args) -> Result<bool, String> {
-    let wants = |imp: &str| a.only.iter().any(|s| s == imp);
+    let wants = |imp: &str| a.common.wants(imp);
     eprintln!("isa: {}", multiret_kernels::detected_isa().name());
     let mut ours: Vec<(&str, Ours)> = Vec::new();
     for (imp, bf16) in [("multiret-f32", false), ("multiret-bf16", true)] {
@@ -165,7 +131,7 @@ fn run(a: &Args) -> Result<bool, String> {
     eprintln!(
         "{} batches of {} pairs, {} tokens in all (mean {:.1} per text)",
         replay_batches.len(),
-        a.batch_size,
+        a.common.batch_size,
         tokens,
         tokens as f64
             / replay_batches
@@ -178,11 +144,11 @@ fn run(a: &Args) -> Result<bool, String> {
     let wants_torch = wants("torch-f32") || wants("torch-bf16");
     let tmp =
         TempDir(std::env::temp_dir().join(format!("multiret-train-report-{}", std::process::id())));
-    let mut torch = match a.torch.as_ref().filter(|_| wants_torch) {
+    let mut torch = match a.common.torch.as_ref().filter(|_| wants_torch) {
         Some(py) => {
             std::fs::create_dir_all(&tmp.0).map_err(|e| format!("{}: {e}", tmp.0.display()))?;
-            let model = Model::load(&a.model, &multiret_model::default_cache_dir())
-                .map_err(|e| format!("loading {}: {e}", a.model))?;
+            let model = Model::load(&a.common.model, &multiret_model::default_cache_dir())
+                .map_err(|e| format!("loading {}: {e}", a.common.model))?;
             model
                 .save_hf_dir(&tmp.0, &Default::default())
                 .map_err(|e| format!("writing the HF directory: {e}"))?;
@@ -202,7 +168,7 @@ fn run(a: &Args) -> Result<bool, String> {
                 })).collect::<Vec<_>>(),
                 "pad_id": model.config.pad_id,
                 "precisions": precisions,
-                "threads": a.threads,
+                "threads": a.common.threads,
                 "lr": cfg.lr,
                 "temperature": cfg.temperature,
                 "symmetric": cfg.symmetric,
@@ -215,7 +181,13 @@ fn run(a: &Args) -> Result<bool, String> {
             });
             drop(model);
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/torch_train.py");
-            let peer = Peer::start(py, &script, &job, &tmp.0.join("torch-job.json"), a.threads)?;
+            let peer = Peer::start(
+                py,
+                &script,
+                &job,
+                &tmp.0.join("torch-job.json"),
+                a.common.threads,
+            )?;
             eprintln!("torch {} ready", peer.torch_version());
             Some(peer)
         }
@@ -275,7 +247,7 @@ fn run(a: &Args) -> Result<bool, String> {
     }
 
     let mut secs: Vec<(&str, Vec<Timing>)> = Vec::new();
-    for r in 0..a.rounds {
+    for r in 0..a.common.rounds {
         for j in 0..IMPLS.len() {
             let imp = IMPLS[(r + j) % IMPLS.len()];
             let timing = match imp {
@@ -321,13 +293,13 @@ fn run(a: &Args) -> Result<bool, String> {
             "bench": "train",
             "impl": imp,
             "batches": replay_batches.len(),
-            "batch_size": a.batch_size,
+            "batch_size": a.common.batch_size,
             "tokens": tokens,
             "seconds": round(median, 3),
             "tokens_per_s": round(tokens as f64 / median, 1),
             "rounds": times.len(),
             "seconds_all": times.iter().map(|t| round(t.0, 3)).collect::<Vec<_>>(),
-            "threads": a.threads,
+            "threads": a.common.threads,
             "frozen_word_embeddings": !a.unfrozen,
             "max_len": a.max_len,
             "first_loss": loss_of(imp),
@@ -361,9 +333,9 @@ fn run(a: &Args) -> Result<bool, String> {
                     "f32": f32r.map(|r| r >= TARGET),
                     "bf16": bf16r.map(|r| r >= TARGET),
                 },
-                "batch_size": a.batch_size,
+                "batch_size": a.common.batch_size,
                 "frozen_word_embeddings": !a.unfrozen,
-                "threads": a.threads,
+                "threads": a.common.threads,
             })
         );
     }
@@ -381,7 +353,7 @@ fn main() -> ExitCode {
     // As `multiret train` does (the allocator keeps freed memory for the next step).
     multiret_train::keep_freed_memory();
     if let Err(e) = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
+        .num_threads(args.common.threads)
         .build_global()
     {
         eprintln!("train-report: rayon pool: {e}");

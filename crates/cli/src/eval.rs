@@ -12,8 +12,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use multiret_eval::{
-    embedding_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, Dataset,
-    EmbeddingSource, EvalConfig, NgramEncoder, Prefixes, Protocol, Report, TextEmbedder,
+    embedding_cache_dir, load_dataset, resolve_dataset, run_evaluation, CandidateMode, CenterSpec,
+    Dataset, EmbeddingSource, EvalConfig, MissingMeans, NgramEncoder, Prefixes, Protocol, Report,
+    TextEmbedder,
 };
 
 use crate::args::{show_default, CacheArgs, DataDirArgs, ModelArgs, PrecisionArg, PrecisionArgs};
@@ -55,6 +56,24 @@ impl From<ProtocolArg> for Protocol {
         match p {
             ProtocolArg::Lareqa => Protocol::Lareqa,
             ProtocolArg::XtremeR => Protocol::XtremeR,
+        }
+    }
+}
+
+/// `--center-missing`: what a language without a mean gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CenterMissingArg {
+    /// Stop with an error naming the languages.
+    Error,
+    /// The mean of the file's language means.
+    Pooled,
+}
+
+impl From<CenterMissingArg> for MissingMeans {
+    fn from(c: CenterMissingArg) -> Self {
+        match c {
+            CenterMissingArg::Error => MissingMeans::Error,
+            CenterMissingArg::Pooled => MissingMeans::Pooled,
         }
     }
 }
@@ -152,6 +171,23 @@ pub struct EvalArgs {
     #[arg(long)]
     pub no_prefixes: bool,
 
+    /// LAReQA datasets: also write the per-language means of this evaluation's embeddings
+    /// (queries and candidates apart) to FILE, for `--center` on another dataset. Take them
+    /// from training-side text only (for XQuAD-R: `--dataset mlqa-r`).
+    #[arg(long, value_name = "FILE")]
+    pub save_means: Option<PathBuf>,
+
+    /// LAReQA datasets: subtract each language's mean embedding (a `--save-means` file of
+    /// another dataset, computed with the same model, prefixes and candidates) before scoring.
+    /// Reported as centred; not comparable with uncentred results.
+    #[arg(long, value_name = "FILE")]
+    pub center: Option<PathBuf>,
+
+    /// With --center: what a language without a mean in the file gets (an error, or the mean
+    /// of the file's language means).
+    #[arg(long, value_enum, default_value_t = CenterMissingArg::Error, requires = "center")]
+    pub center_missing: CenterMissingArg,
+
     /// BEIR-style datasets: the qrels split (`qrels/SPLIT.tsv`) [default: test, else dev].
     #[arg(long)]
     pub split: Option<String>,
@@ -191,6 +227,11 @@ impl EvalArgs {
                 .unwrap_or_else(|| embedding_cache_dir(Some(&self.cache.dir())))
         });
         c.progress = !self.quiet;
+        c.save_means = self.save_means.clone();
+        c.center = self.center.as_ref().map(|path| CenterSpec {
+            path: path.clone(),
+            missing: self.center_missing.into(),
+        });
         c
     }
 

@@ -39,6 +39,7 @@
 //! ```
 
 pub mod beir;
+pub mod center;
 pub mod dataset;
 pub mod encoder;
 mod error;
@@ -57,6 +58,7 @@ pub use multiret_data::npy;
 pub use multiret_data::DataError;
 
 pub use beir::{load_beir_dir, BeirDataset};
+pub use center::{CenterSpec, LanguageMeans, MissingMeans};
 pub use dataset::{load_dataset, resolve_dataset, Dataset, DatasetSpec, EvalTexts};
 pub use encoder::{CandidateMode, NgramEncoder, Prefixes, TextEmbedder};
 pub use error::{BoxError, EvalError, Result};

@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use multiret_kernels::Par;
 use sha2::{Digest, Sha256};
 
+use crate::center::{language_means, CenterSpec, CenteringInfo, LanguageMeans};
 use crate::dataset::{Dataset, EvalTexts};
 use crate::encoder::{CandidateMode, Prefixes, TextEmbedder};
 use crate::error::{BoxError, EvalError, Result};
@@ -50,6 +51,12 @@ pub struct EvalConfig {
     pub progress: bool,
     /// Queries per block of the score matrix.
     pub block_rows: usize,
+    /// LAReQA datasets: write the per-language means of the (uncentred) embeddings to this
+    /// file ([`crate::center`]), for centring the evaluation of another dataset.
+    pub save_means: Option<PathBuf>,
+    /// LAReQA datasets: centre the embeddings with the language means of this file before
+    /// scoring ([`crate::center`]); the report says so.
+    pub center: Option<CenterSpec>,
 }
 
 impl Default for EvalConfig {
@@ -63,6 +70,8 @@ impl Default for EvalConfig {
             cache_dir: None,
             progress: false,
             block_rows: 512,
+            save_means: None,
+            center: None,
         }
     }
 }
@@ -499,6 +508,7 @@ pub fn evaluate_embeddings(
                 counts: LareqaCounts::of(ds),
                 settings,
                 xtreme_r,
+                centering: None,
                 warnings: embeddings.warnings.clone(),
                 timing: Timing {
                     load_s: 0.0,
@@ -547,6 +557,61 @@ pub fn evaluate_embeddings(
     Ok(report)
 }
 
+/// `config.save_means` and `config.center` on the embeddings of `dataset`: the means of the
+/// uncentred embeddings are written first, then the embeddings are centred in place.
+fn language_means_and_centring(
+    dataset: &Dataset,
+    embeddings: &mut Embeddings,
+    model: &str,
+    config: &EvalConfig,
+) -> Result<Option<CenteringInfo>> {
+    if config.save_means.is_none() && config.center.is_none() {
+        return Ok(None);
+    }
+    let Dataset::Lareqa(ds) = dataset else {
+        return Err(EvalError::InvalidArgument(
+            "--save-means and --center apply to LAReQA datasets (languages known per text), \
+             not to BEIR-style corpora"
+                .into(),
+        ));
+    };
+    let similarity = config.protocol.similarity();
+    if let Some(path) = &config.save_means {
+        language_means(
+            ds,
+            &embeddings.queries,
+            &embeddings.candidates,
+            model,
+            similarity,
+            config.candidates,
+            &config.prefixes,
+        )?
+        .write(path)?;
+    }
+    let Some(spec) = &config.center else {
+        return Ok(None);
+    };
+    let means = LanguageMeans::read(&spec.path)?;
+    means.check_applies(
+        &spec.path,
+        ds,
+        model,
+        embeddings.queries.cols,
+        similarity,
+        config.candidates,
+        &config.prefixes,
+    )?;
+    let info = means.center(
+        &spec.path,
+        ds,
+        &mut embeddings.queries,
+        &mut embeddings.candidates,
+        similarity,
+        spec.missing,
+    )?;
+    Ok(Some(info))
+}
+
 /// The whole evaluation of a loaded dataset: texts, embeddings (model, cache or files),
 /// scores, report. `model_label` names the model in the report (default: the encoder's name,
 /// or `embeddings:DIR`).
@@ -569,14 +634,19 @@ pub fn run_evaluation(
     };
     let run = || -> Result<Report> {
         let t = Instant::now();
-        let embeddings = match source {
+        let mut embeddings = match source {
             EmbeddingSource::Model(e) => encode_texts(e, dataset, &texts, config)?,
             EmbeddingSource::Files(dir) => {
                 read_embeddings_dir(dir, texts.queries.len(), texts.candidates.len())?
             }
         };
         let encode_s = t.elapsed().as_secs_f64();
-        evaluate_embeddings(dataset, &embeddings, &model, config, encode_s)
+        let centering = language_means_and_centring(dataset, &mut embeddings, &model, config)?;
+        let mut report = evaluate_embeddings(dataset, &embeddings, &model, config, encode_s)?;
+        if let (Report::Lareqa(r), Some(c)) = (&mut report, centering) {
+            r.centering = Some(c);
+        }
+        Ok(report)
     };
     match config.threads {
         None => run(),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::center::CenteringInfo;
 use crate::encoder::{CandidateMode, Prefixes};
 use crate::error::{EvalError, Result};
 use crate::lareqa::LareqaDataset;
@@ -128,6 +129,9 @@ pub struct LareqaReport {
     /// Under `xtreme-r`: mAP@20 as XTREME-R defines it, per setting (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub xtreme_r: Option<XtremeRSettings>,
+    /// Language-mean centring (`--center`), when the embeddings were centred before scoring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub centering: Option<CenteringInfo>,
     /// What went wrong without stopping the evaluation (absent when nothing did).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -348,6 +352,24 @@ fn lareqa_markdown(r: &LareqaReport) -> String {
              every table ranks by them.\n",
             r.protocol.as_str()
         );
+    }
+    if let Some(c) = &r.centering {
+        let _ = write!(
+            o,
+            "**Centred embeddings** (`--center {}`): every embedding minus its language's mean, \
+             taken from {}; own means for {}",
+            md_escape(&c.file),
+            md_escape(&c.means_from),
+            c.own_means.join(", "),
+        );
+        if !c.pooled_mean.is_empty() {
+            let _ = write!(
+                o,
+                "; the mean of those means for {}",
+                c.pooled_mean.join(", ")
+            );
+        }
+        o.push_str(". Not comparable with uncentred results.\n\n");
     }
     let rd = |d: Option<f64>| d.map_or("–".to_string(), |d| format!("{d:.1}"));
     o.push_str("## Summary\n\n");

@@ -141,7 +141,7 @@ pub fn rank_lareqa(
 
 /// A finite copy of `m` for the dot product (no normalisation): errors on a NaN or infinite
 /// value (naming `what`, the row and the column) or an empty dimension.
-fn checked(m: &Matrix, what: &str) -> Result<Matrix> {
+pub(crate) fn checked(m: &Matrix, what: &str) -> Result<Matrix> {
     if let Some((row, col, value)) = m.first_non_finite() {
         return Err(EvalError::NonFinite {
             what: what.to_string(),
