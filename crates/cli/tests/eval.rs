@@ -512,3 +512,57 @@ fn protocol_flag() {
     assert!(micro > 0.0 && micro <= 1.0, "{micro}");
     assert!(Reports::read(&files.markdown).contains("XTREME-R: mAP@20"));
 }
+
+#[test]
+fn centring_with_training_side_means() {
+    let data = common::data_dir();
+    let data_s = data.to_str().unwrap();
+    let tmp = TempDir::new("center");
+    let means = arg_path(&tmp, "means.json");
+    let report = arg_path(&tmp, "report.json");
+    let model = "ngram:3:32";
+    let eval = |dataset: &str, extra: &[&str]| {
+        let mut a = vec![
+            "eval",
+            "-q",
+            "--no-cache",
+            "--model",
+            model,
+            "--data-dir",
+            data_s,
+            "--dataset",
+            dataset,
+            "--out",
+            &report,
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let fail = |args: Vec<String>| fails(1, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    run(eval("mlqa-r", &["--save-means", &means]));
+    let m = read_json(Path::new(&means));
+    assert_eq!(m["dataset"], "mlqa-r");
+    assert_eq!(m["languages"].as_object().unwrap().len(), 7);
+    // XQuAD-R has four languages MLQA-R lacks: an error unless they get the pooled mean.
+    let err = fail(eval("xquad-r", &["--center", &means]));
+    assert!(
+        err.contains("means.json") && err.contains("el, ru, th, tr"),
+        "{err}"
+    );
+    run(eval(
+        "xquad-r",
+        &["--center", &means, "--center-missing", "pooled"],
+    ));
+    let r = read_json(Path::new(&report));
+    assert_eq!(
+        r["centering"]["pooled_mean"],
+        serde_json::json!(["el", "ru", "th", "tr"])
+    );
+    assert_eq!(r["centering"]["own_means"].as_array().unwrap().len(), 7);
+    // The means of the dataset being evaluated are refused.
+    let err = fail(eval("mlqa-r", &["--center", &means]));
+    assert!(err.contains("being evaluated"), "{err}");
+    let err = fails(2, &["eval", "--center-missing", "pooled"]);
+    assert!(err.contains("--center"), "{err}");
+}
