@@ -26,33 +26,20 @@ The answer: `{"seconds": S, "cpu_seconds": C, "losses": [...]}` (the loss of eac
 first batch's losses on the starting weights (per precision, before any step) come with the
 ready line, so that train-report can check them against its own.
 
-Threads: `torch.set_num_threads(threads)` and one inter-op thread, set before any work.
+Threads: `torch.set_num_threads(threads)` and one inter-op thread, set before any work
+(torch_common.py).
 """
 
-import json
-import os
-import resource
 import sys
-import time
+
+import torch_common as tc
 
 
 def main():
-    with open(sys.argv[1]) as f:
-        job = json.load(f)
-    threads = int(job["threads"])
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
+    job, torch, model = tc.start(sys.argv[1])
     import torch.nn.functional as F
-    from transformers import AutoModel
 
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
     torch.manual_seed(0)
-    model = AutoModel.from_pretrained(job["model_dir"], torch_dtype=torch.float32)
-    model.eval()  # no dropout, as multiret trains
     if job["freeze_embeddings"]:
         model.embeddings.word_embeddings.weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -68,15 +55,6 @@ def main():
     symmetric = bool(job["symmetric"])
     clip = job.get("grad_clip")
 
-    def padded(seqs):
-        length = max(len(s) for s in seqs)
-        inp = torch.full((len(seqs), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            inp[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[r, : len(s)] = 1
-        return inp, mask
-
     batches = []
     for b in job["batches"]:
         n, m = len(b["queries"]), len(b["passages"])
@@ -90,13 +68,9 @@ def main():
         for i, j in b["excluded"]:
             if i < n and j < m and not pos[i, j]:
                 excl[i, j] = True
-        batches.append((padded(b["queries"]), padded(b["passages"]), pos, excl))
-
-    def embed(inp, mask):
-        h = model(input_ids=inp, attention_mask=mask).last_hidden_state
-        w = mask.unsqueeze(-1).to(h.dtype)
-        mean = (h * w).sum(1) / w.sum(1)
-        return F.normalize(mean.float(), dim=-1)
+        batches.append(
+            (tc.padded(torch, b["queries"], pad), tc.padded(torch, b["passages"], pad), pos, excl)
+        )
 
     def nce_rows(s, pos, excl):
         neg = ~(pos | excl)
@@ -106,14 +80,9 @@ def main():
 
     def loss_of(batch, precision):
         (qi, qm), (pi, pm), pos, excl = batch
-        ctx = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
-            if precision == "bf16"
-            else torch.autocast("cpu", enabled=False)
-        )
-        with ctx:
-            q = embed(qi, qm)
-            d = embed(pi, pm)
+        with tc.autocast(torch, precision):
+            q = tc.embed(torch, model, qi, qm)
+            d = tc.embed(torch, model, pi, pm)
             s = (q @ d.T) / tau
             loss = nce_rows(s, pos, excl)
             if symmetric:
@@ -128,36 +97,23 @@ def main():
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(params, float(clip))
         opt.step()
-        return float(loss)
-
-    def cpu_seconds():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
+        return float(loss.detach())
 
     # The first batch's loss on the starting weights, then one untimed step per precision
-    # that the report will ask for (`precisions`, default both: a bf16 step without native
-    # bf16 products, on an AVX2-only CPU, takes minutes).
-    precisions = [p for p in job.get("precisions", ["f32", "bf16"]) if p in ("f32", "bf16")]
+    # that the report will ask for.
+    precisions = tc.wanted_precisions(job)
     warm = {}
     if batches:
         with torch.no_grad():
             warm = {p: float(loss_of(batches[0], p)) for p in precisions}
         for p in precisions:
             step(batches[0], p)
-    print(json.dumps({"ready": True, "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "warmup_losses": warm}), flush=True)
-    for line in sys.stdin:
-        cmd = line.strip()
-        if cmd == "quit" or not cmd:
-            break
-        if cmd not in ("f32", "bf16"):
-            print(json.dumps({"error": f"unknown request {cmd!r}"}), flush=True)
-            continue
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        losses = [step(b, cmd) for b in batches]
-        secs = time.perf_counter() - t0
-        print(json.dumps({"seconds": secs, "cpu_seconds": cpu_seconds() - c0,
-                          "losses": losses}), flush=True)
+    tc.serve(
+        torch,
+        {"warmup_losses": warm},
+        lambda p: [step(b, p) for b in batches],
+        lambda _p, losses: {"losses": losses},
+    )
 
 
 if __name__ == "__main__":

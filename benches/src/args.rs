@@ -67,6 +67,15 @@ impl PeerArgs {
         self.only.iter().any(|s| s == imp)
     }
 
+    /// The precisions of the PyTorch peer that `--only` selected (`torch-f32`, `torch-bf16`),
+    /// for its job file: the peer warms up only these.
+    pub fn torch_precisions(&self) -> Vec<&'static str> {
+        ["f32", "bf16"]
+            .into_iter()
+            .filter(|p| self.wants(&format!("torch-{p}")))
+            .collect()
+    }
+
     /// Parses `args` (without the program name): the shared flags here, any other through
     /// `extra(flag, value)`, which returns `Ok(false)` for a flag it does not know. `-h` prints
     /// `NAME EXTRA_USAGE [shared flags]` and exits.
@@ -151,6 +160,10 @@ mod tests {
             .unwrap();
         assert_eq!((a.rounds, steps, a.batch_size), (5, 7, 32));
         assert!(a.wants("b") && !a.wants("a"));
+        let t = ["torch-f32", "torch-bf16", "x"];
+        let b =
+            PeerArgs::new(&t, 1).parse(&t, "x", "", args("--only x,torch-bf16"), |_, _| Ok(false));
+        assert_eq!(b.unwrap().torch_precisions(), ["bf16"]);
         let none = |_: &str, _: &mut Value<'_>| Ok(false);
         let e = PeerArgs::new(&IMPLS, 1).parse(&IMPLS, "x", "", args("--only c"), none);
         assert!(e.unwrap_err().contains("unknown impl"));

@@ -176,21 +176,24 @@ struct TorchPeer {
 }
 
 impl TorchPeer {
+    /// Starts the peer on the HF directory in `work` (where it also writes its embeddings), with
+    /// the token ids, the batches, the pad id, the threads and the precisions it will be asked for.
     fn start(
         python: &Path,
-        hf_dir: &Path,
         work: &Path,
         ids: &[Vec<u32>],
         batches: &[Vec<usize>],
         pad: u32,
         threads: usize,
+        precisions: &[&str],
     ) -> Result<TorchPeer, String> {
         let job = json!({
-            "model_dir": hf_dir,
+            "model_dir": work,
             "ids": ids,
             "batches": batches,
             "pad_id": pad,
             "threads": threads,
+            "precisions": precisions,
             "out_dir": work,
         });
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/torch_embed.py");
@@ -337,11 +340,11 @@ fn run(a: &Args) -> Result<bool, String> {
         Some(py) => Some(TorchPeer::start(
             py,
             &tmp.0,
-            &tmp.0,
             &ids,
             &batches,
             pad,
             a.common.threads,
+            &a.common.torch_precisions(),
         )?),
         None => {
             if wants_torch {

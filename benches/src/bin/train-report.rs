@@ -154,10 +154,7 @@ fn run(a: &Args) -> Result<bool, String> {
                 .map_err(|e| format!("writing the HF directory: {e}"))?;
             let cfg = config(a, false);
             // Only the precisions that will be timed get the peer's warm-up step.
-            let precisions: Vec<&str> = ["f32", "bf16"]
-                .into_iter()
-                .filter(|p| wants(&format!("torch-{p}")))
-                .collect();
+            let precisions = a.common.torch_precisions();
             let job = json!({
                 "model_dir": tmp.0,
                 "batches": replay_batches.iter().map(|b| json!({
