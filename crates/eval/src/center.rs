@@ -651,9 +651,8 @@ mod tests {
         // The dropped language got the mean of the remaining means.
         let (pq, _) = m.pooled();
         let start: usize = ds.langs[..1].iter().map(|l| l.questions.len()).sum();
-        for i in 0..4 {
-            let want = q.data[start * 4 + i] - pq[i];
-            assert_eq!(q2.data[start * 4 + i], want);
+        for (i, mu) in pq.iter().enumerate() {
+            assert_eq!(q2.data[start * 4 + i], q.data[start * 4 + i] - mu);
         }
     }
 
