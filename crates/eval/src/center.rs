@@ -227,7 +227,12 @@ impl LanguageMeans {
     /// counts > 0.
     pub fn read(path: &Path) -> Result<LanguageMeans> {
         let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-        let m: LanguageMeans = serde_json::from_slice(&bytes).map_err(|e| EvalError::Json {
+        Self::parse(&bytes, path)
+    }
+
+    /// [`LanguageMeans::read`] on bytes already read from `path` (named in the errors).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<LanguageMeans> {
+        let m: LanguageMeans = serde_json::from_slice(bytes).map_err(|e| EvalError::Json {
             path: path.to_path_buf(),
             source: e,
         })?;
