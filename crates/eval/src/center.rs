@@ -28,7 +28,7 @@ use crate::encoder::{CandidateMode, Prefixes};
 use crate::error::{EvalError, Result};
 use crate::npy::Matrix;
 use crate::protocol::Similarity;
-use crate::score::{checked, normalized};
+use crate::score::{check_dims, check_rows, checked, normalized};
 
 /// The `format` field of a means file.
 pub const MEANS_FORMAT: &str = "multiret-language-means";
@@ -150,18 +150,11 @@ pub fn language_means(
     candidate_mode: CandidateMode,
     prefixes: &Prefixes,
 ) -> Result<LanguageMeans> {
-    check_rows(queries, ds.num_questions(), "query embeddings")?;
-    check_rows(candidates, ds.num_candidates(), "candidate embeddings")?;
+    check_rows("query embeddings", queries, ds.num_questions())?;
+    check_rows("candidate embeddings", candidates, ds.num_candidates())?;
     let q = as_scored(queries, similarity, "query embeddings")?;
     let c = as_scored(candidates, similarity, "candidate embeddings")?;
-    if q.cols != c.cols {
-        return Err(EvalError::Shape {
-            what: "candidate embeddings".into(),
-            unit: "columns (the queries' dimension)",
-            expected: q.cols,
-            got: c.cols,
-        });
-    }
+    check_dims(&q, &c)?;
     let mut languages = BTreeMap::new();
     let (mut qs, mut cs) = (0, 0);
     for l in &ds.langs {
@@ -198,18 +191,6 @@ pub fn language_means(
         dataset_source: ds.source.clone(),
         languages,
     })
-}
-
-fn check_rows(m: &Matrix, expected: usize, what: &str) -> Result<()> {
-    if m.rows != expected {
-        return Err(EvalError::Shape {
-            what: what.into(),
-            unit: "rows",
-            expected,
-            got: m.rows,
-        });
-    }
-    Ok(())
 }
 
 impl LanguageMeans {
@@ -368,8 +349,8 @@ impl LanguageMeans {
         similarity: Similarity,
         missing: MissingMeans,
     ) -> Result<CenteringInfo> {
-        check_rows(queries, ds.num_questions(), "query embeddings")?;
-        check_rows(candidates, ds.num_candidates(), "candidate embeddings")?;
+        check_rows("query embeddings", queries, ds.num_questions())?;
+        check_rows("candidate embeddings", candidates, ds.num_candidates())?;
         for (m, what) in [
             (&*queries, "query embeddings"),
             (&*candidates, "candidate embeddings"),
@@ -464,6 +445,29 @@ mod tests {
         Matrix::new(rows, cols, data).unwrap()
     }
 
+    /// The built-in sample, random query and candidate embeddings of width `dim` (seeds
+    /// `seed` and `seed + 1`), and their means under `similarity` (model `m`, E5 prefixes).
+    fn sample_means(
+        dim: usize,
+        seed: u64,
+        similarity: Similarity,
+    ) -> (LareqaDataset, Matrix, Matrix, LanguageMeans) {
+        let ds = builtin_sample().unwrap();
+        let q = matrix(ds.num_questions(), dim, seed);
+        let c = matrix(ds.num_candidates(), dim, seed + 1);
+        let m = language_means(
+            &ds,
+            &q,
+            &c,
+            "m",
+            similarity,
+            CandidateMode::Sentence,
+            &Prefixes::e5(),
+        )
+        .unwrap();
+        (ds, q, c, m)
+    }
+
     fn renamed(ds: &LareqaDataset, name: &str) -> LareqaDataset {
         let mut d = ds.clone();
         d.name = name.into();
@@ -473,21 +477,8 @@ mod tests {
 
     #[test]
     fn means_are_per_language_over_normalised_rows_and_centring_subtracts_them() {
-        let ds = builtin_sample().unwrap();
-        let (nq, nc) = (ds.num_questions(), ds.num_candidates());
-        let q = matrix(nq, 8, 1);
-        let c = matrix(nc, 8, 2);
+        let (ds, q, c, m) = sample_means(8, 1, Similarity::Cosine);
         let p = Prefixes::e5();
-        let m = language_means(
-            &ds,
-            &q,
-            &c,
-            "m",
-            Similarity::Cosine,
-            CandidateMode::Sentence,
-            &p,
-        )
-        .unwrap();
         assert_eq!(m.languages.len(), ds.langs.len());
         // The first language's query mean, by hand in f64 over normalised rows.
         let l0 = &ds.langs[0];
@@ -553,20 +544,8 @@ mod tests {
 
     #[test]
     fn refuses_the_means_of_the_evaluated_dataset_and_other_settings() {
-        let ds = builtin_sample().unwrap();
-        let q = matrix(ds.num_questions(), 4, 3);
-        let c = matrix(ds.num_candidates(), 4, 4);
+        let (ds, _, _, m) = sample_means(4, 3, Similarity::Cosine);
         let p = Prefixes::e5();
-        let m = language_means(
-            &ds,
-            &q,
-            &c,
-            "m",
-            Similarity::Cosine,
-            CandidateMode::Sentence,
-            &p,
-        )
-        .unwrap();
         let path = Path::new("means.json");
         let cos = Similarity::Cosine;
         let sent = CandidateMode::Sentence;
@@ -611,20 +590,7 @@ mod tests {
 
     #[test]
     fn a_missing_language_is_an_error_unless_pooled() {
-        let ds = builtin_sample().unwrap();
-        let q = matrix(ds.num_questions(), 4, 5);
-        let c = matrix(ds.num_candidates(), 4, 6);
-        let p = Prefixes::e5();
-        let mut m = language_means(
-            &ds,
-            &q,
-            &c,
-            "m",
-            Similarity::Dot,
-            CandidateMode::Sentence,
-            &p,
-        )
-        .unwrap();
+        let (ds, q, c, mut m) = sample_means(4, 5, Similarity::Dot);
         let dropped = ds.langs[1].lang.clone();
         m.languages.remove(&dropped);
         let other = renamed(&ds, "other");
@@ -663,20 +629,7 @@ mod tests {
 
     #[test]
     fn the_file_round_trips_and_bad_files_name_the_problem() {
-        let ds = builtin_sample().unwrap();
-        let q = matrix(ds.num_questions(), 4, 7);
-        let c = matrix(ds.num_candidates(), 4, 8);
-        let p = Prefixes::e5();
-        let m = language_means(
-            &ds,
-            &q,
-            &c,
-            "m",
-            Similarity::Cosine,
-            CandidateMode::Sentence,
-            &p,
-        )
-        .unwrap();
+        let (_, _, _, m) = sample_means(4, 7, Similarity::Cosine);
         let dir = std::env::temp_dir().join(format!("multiret-means-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("means.json");

@@ -50,7 +50,7 @@ pub fn normalized(m: &Matrix, what: &str) -> Result<Matrix> {
     Ok(out)
 }
 
-fn check_rows(what: &str, m: &Matrix, expected: usize) -> Result<()> {
+pub(crate) fn check_rows(what: &str, m: &Matrix, expected: usize) -> Result<()> {
     if m.rows != expected {
         return Err(EvalError::Shape {
             what: what.to_string(),
@@ -62,7 +62,7 @@ fn check_rows(what: &str, m: &Matrix, expected: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_dims(q: &Matrix, c: &Matrix) -> Result<()> {
+pub(crate) fn check_dims(q: &Matrix, c: &Matrix) -> Result<()> {
     if q.cols != c.cols {
         return Err(EvalError::Shape {
             what: "candidate embeddings (dimension of the query embeddings)".into(),
